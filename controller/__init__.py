@@ -1,0 +1,1 @@
+"""Controller side of pyliveupdate: the pylu-controller REPL and pylu-processlogs."""

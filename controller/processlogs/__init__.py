@@ -1,0 +1,1 @@
+"""pylu-processlogs: reports from pyliveupdate's compressed logs."""

@@ -1,0 +1,13 @@
+/* calltree.c — placeholder until its part lands; see docs/DESIGN.md. */
+#include "parts.h"
+
+PyMethodDef pylu_calltree_methods[] = {
+    {NULL, NULL, 0, NULL},
+};
+
+int
+pylu_calltree_exec(PyObject *module)
+{
+    PYLU_UNUSED(module);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* compat.h — every CPython version difference the engine cares about, in one place. */
+#ifndef PYLU_COMPAT_H
+#define PYLU_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#  error "pyliveupdate needs CPython 3.12 or newer (sys.monitoring, PEP 669)"
+#endif
+
+/* Py_mod_gil exists from 3.13 (PEP 703); we rely on the GIL for code-state updates. */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define PYLU_HAVE_MOD_GIL 1
+#else
+#  define PYLU_HAVE_MOD_GIL 0
+#endif
+
+/* The PEP 523 getter/setter keep their underscore names through 3.14; 3.15 adds
+ * PyUnstable_InterpreterState_{Get,Set}EvalFrameFunc (gh-141518). */
+#if PY_VERSION_HEX >= 0x030F0000
+#  define pylu_get_eval_frame PyUnstable_InterpreterState_GetEvalFrameFunc
+#  define pylu_set_eval_frame PyUnstable_InterpreterState_SetEvalFrameFunc
+#else
+#  define pylu_get_eval_frame _PyInterpreterState_GetEvalFrameFunc
+#  define pylu_set_eval_frame _PyInterpreterState_SetEvalFrameFunc
+#endif
+
+#define PYLU_UNUSED(x) ((void)(x))
+#define PYLU_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PYLU_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#endif

@@ -1,0 +1,1 @@
+"""Compatibility names of the original PyLiveUpdate (``from pyliveupdatescripts import UpdateStub``)."""
