@@ -380,9 +380,12 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
     return n;
 }
 
-static void
+/* One drain of every ring. Returns 1 when some ring was over a quarter full: the flusher
+ * then comes back sooner than flush_ms so a fast producer does not overrun its ring. */
+static int
 cycle(session_t *s)
 {
+    int busy = 0;
     static ring_snap snaps[SNAPSHOT_MAX];
     int nsnap = 0;
 
@@ -437,6 +440,9 @@ cycle(session_t *s)
         }
         pylu_live_lock();
         uint64_t n = drain_ring(s, r, snaps[i].tail, s->failed);
+        if (n > (uint64_t)(r->ring.size / 4)) {
+            busy = 1;
+        }
         if (snaps[i].orphaned) {
             pylu_live_forget_thread(r);
         }
@@ -473,6 +479,7 @@ cycle(session_t *s)
     }
     s->dropped_live = dropped_live;
     publish(s);
+    return busy;
 }
 
 /* ------------------------------------------------------------------ the thread */
@@ -481,13 +488,14 @@ static void *
 flusher_main(void *arg)
 {
     session_t *s = arg;
+    int busy = 0;
     for (;;) {
         pthread_mutex_lock(&state_mutex);
         uint64_t want_flush = flush_requested;
         if (!stop_requested && want_flush == flush_done) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += (long)s->cfg.flush_ms * 1000000L;
+            until.tv_nsec += busy ? 200000L : (long)s->cfg.flush_ms * 1000000L;
             while (until.tv_nsec >= 1000000000L) {
                 until.tv_nsec -= 1000000000L;
                 until.tv_sec++;
@@ -498,7 +506,7 @@ flusher_main(void *arg)
         int stopping = stop_requested;
         pthread_mutex_unlock(&state_mutex);
 
-        cycle(s);
+        busy = cycle(s);
         uint64_t now = pylu_clock_mono_ns();
         if (stopping) {
             if (!s->failed && frame_open(s) == 0 && buf_reserve(&s->pack, 1) == 0) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -44,6 +45,9 @@ thread_name_hook(char *name, size_t size)
                 snprintf(name, size, "%s", s);
             }
         }
+    }
+    if (name[0] == '\0' && (pid_t)syscall(SYS_gettid) == getpid()) {
+        snprintf(name, size, "MainThread");   /* threading not imported yet */
     }
     Py_XDECREF(key);
     Py_XDECREF(dict);
