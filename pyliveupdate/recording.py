@@ -43,9 +43,14 @@ def check_private_dir(path):
 
 def _fallbacks():
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
         yield os.path.join(runtime, "pyliveupdate")
-    yield os.path.join(os.path.expanduser("~"), ".cache", "pyliveupdate")
+    cache = os.path.join(os.path.expanduser("~"), ".cache")
+    try:
+        os.makedirs(cache, 0o700, exist_ok=True)
+    except OSError:
+        pass
+    yield os.path.join(cache, "pyliveupdate")
 
 
 def choose_directory(directory=None):
@@ -53,11 +58,6 @@ def choose_directory(directory=None):
     wanted = directory or os.environ.get("PYLU_LOG_DIR") or DEFAULT_DIR
     refusals = []
     for candidate in [os.path.abspath(wanted), *_fallbacks()]:
-        if candidate != wanted and not os.path.isdir(os.path.dirname(candidate)):
-            try:
-                os.makedirs(os.path.dirname(candidate), 0o700, exist_ok=True)
-            except OSError:
-                pass
         why = check_private_dir(candidate)
         if why is None:
             return candidate, refusals
