@@ -75,12 +75,20 @@ pylu_discover_decide(PyObject *code)
 static int
 on_function_event(PyFunction_WatchEvent event, PyFunctionObject *func, PyObject *new_value)
 {
-    PYLU_UNUSED(new_value);
-    if (event != PyFunction_EVENT_CREATE || pylu_match_gen == 0 || deciding) {
+    if (pylu_match_gen == 0 || deciding) {
         return 0;
     }
-    PyObject *code = PyFunction_GetCode((PyObject *)func); /* borrowed */
-    if (code != NULL && pylu_discover_due(pylu_codestate_peek(code))) {
+    PyObject *code; /* borrowed */
+    if (event == PyFunction_EVENT_CREATE) {
+        code = PyFunction_GetCode((PyObject *)func);
+    }
+    else if (event == PyFunction_EVENT_MODIFY_CODE) {
+        code = new_value; /* e.g. types.coroutine, or another tool's hot patch */
+    }
+    else {
+        return 0;
+    }
+    if (code != NULL && PyCode_Check(code) && pylu_discover_due(pylu_codestate_peek(code))) {
         pylu_discover_decide(code);
     }
     return 0;
