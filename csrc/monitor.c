@@ -16,8 +16,8 @@ static int tool_id = -1;
 static int global_exits_on = 0;
 
 typedef enum {
-    EV_PY_START, EV_PY_RESUME, EV_PY_RETURN, EV_PY_YIELD, EV_LINE, EV_PY_UNWIND, EV_PY_THROW,
-    EV_COUNT
+    EV_PY_START, EV_PY_RESUME, EV_PY_RETURN, EV_PY_YIELD, EV_LINE, EV_JUMP, EV_PY_UNWIND,
+    EV_PY_THROW, EV_COUNT
 } event_slot;
 
 static unsigned long ev_bit[EV_COUNT];
@@ -157,6 +157,49 @@ cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* A backward jump that stays on one line starts that line again without a LINE event
+ * (one-line loops).  Line tracers count it as a new line execution, and so do we.  The
+ * jump's source and destination are fixed, so every other jump is disabled for good. */
+static PyObject *
+cb_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    CALLBACK_PROLOGUE(3);
+    pylu_codestate *st = armed_state(args[0]);
+    if (st == NULL) {
+        return disable();
+    }
+    long from = PyLong_AsLong(args[1]), to = PyLong_AsLong(args[2]);
+    if (PYLU_UNLIKELY(PyErr_Occurred())) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (to > from) {
+        return disable();
+    }
+    PyCodeObject *co = (PyCodeObject *)args[0];
+    int line = PyCode_Addr2Line(co, (int)to);
+    if (line < 0 || line != PyCode_Addr2Line(co, (int)from)) {
+        return disable();
+    }
+    uint8_t bits = pylu_codestate_line_bits(st, line);
+    if (bits == 0) {
+        return disable();
+    }
+    PyObject *line_obj = NULL;
+    if (bits & PYLU_LINE_TIME) {
+        pylu_codestate_emit(st, PYLU_EV_LINE, (uint32_t)line);
+    }
+    else if (bits & PYLU_LINE_MARK) {
+        pylu_codestate_emit(st, PYLU_EV_LINE_MARK, (uint32_t)line);
+    }
+    if ((bits & PYLU_LINE_DISPATCH) && (line_obj = PyLong_FromLong(line)) != NULL) {
+        pylu_call_dispatch(st, PYLU_DISPATCH_LINE, line_obj, NULL);
+        Py_DECREF(line_obj);
+    }
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 /* Global event: filtered here; DISABLE is not allowed for it. */
 static PyObject *
 cb_py_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -193,13 +236,15 @@ static PyMethodDef callback_defs[EV_COUNT] = {
     [EV_PY_RETURN] = {"pylu_py_return", (PyCFunction)(void (*)(void))cb_py_return, METH_FASTCALL, NULL},
     [EV_PY_YIELD] = {"pylu_py_yield", (PyCFunction)(void (*)(void))cb_py_yield, METH_FASTCALL, NULL},
     [EV_LINE] = {"pylu_line", (PyCFunction)(void (*)(void))cb_line, METH_FASTCALL, NULL},
+    [EV_JUMP] = {"pylu_jump", (PyCFunction)(void (*)(void))cb_jump, METH_FASTCALL, NULL},
     [EV_PY_UNWIND] = {"pylu_py_unwind", (PyCFunction)(void (*)(void))cb_py_unwind, METH_FASTCALL, NULL},
     [EV_PY_THROW] = {"pylu_py_throw", (PyCFunction)(void (*)(void))cb_py_throw, METH_FASTCALL, NULL},
 };
 
 static const char *const event_names[EV_COUNT] = {
     [EV_PY_START] = "PY_START", [EV_PY_RESUME] = "PY_RESUME", [EV_PY_RETURN] = "PY_RETURN",
-    [EV_PY_YIELD] = "PY_YIELD", [EV_LINE] = "LINE", [EV_PY_UNWIND] = "PY_UNWIND",
+    [EV_PY_YIELD] = "PY_YIELD", [EV_LINE] = "LINE", [EV_JUMP] = "JUMP",
+    [EV_PY_UNWIND] = "PY_UNWIND",
     [EV_PY_THROW] = "PY_THROW",
 };
 
@@ -349,7 +394,7 @@ pylu_monitor_events_for(uint32_t flags)
         ev |= ev_bit[EV_PY_YIELD];
     }
     if (flags & PYLU_CS_LINES) {
-        ev |= ev_bit[EV_LINE];
+        ev |= ev_bit[EV_LINE] | ev_bit[EV_JUMP];
     }
     return ev;
 }

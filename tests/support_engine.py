@@ -101,7 +101,15 @@ WORKLOAD = textwrap.dedent('''
             return self.v
 
 
+    def oneliners(n):
+        s = 0
+        for i in range(n): s += leaf(i)
+        while n: n -= 1
+        return s
+
+
     def main():
+        oneliners(4)
         mid(20)
         rec(8)
         list(gen(5))
@@ -112,7 +120,7 @@ WORKLOAD = textwrap.dedent('''
 ''')
 
 WORKLOAD_FUNCS = ["leaf", "mid", "rec", "gen", "fails", "catcher", "pause", "sub", "coro",
-                  "drive", "thrower", "use_thrower", "__init__", "get", "main"]
+                  "drive", "thrower", "use_thrower", "__init__", "get", "main", "oneliners"]
 
 PRELUDE = textwrap.dedent('''
     import json, sys

@@ -81,7 +81,7 @@ def test_line_counts_equal_a_line_tracer(tmp_path):
     result, _ = run_script(tmp_path, '''
         _engine.set_counting(True)
         codes = workload_codes()
-        targets = ["mid", "rec", "gen", "catcher", "coro", "thrower", "fails"]
+        targets = ["oneliners", "mid", "rec", "gen", "catcher", "coro", "thrower", "fails"]
         for name in targets:
             code = codes[name]
             lines = frozenset(l for _, _, l in code.co_lines() if l is not None)
