@@ -44,7 +44,11 @@ def other(x):
     return x * 3
 
 
-def loop(n=400_000):
+LOOP_CALLS = 400_000
+FIB_N = 23
+
+
+def loop(n=LOOP_CALLS):
     f = hot
     s = 0
     for i in range(n):
@@ -59,7 +63,17 @@ def fib(n):
 
 
 def fib_run():
-    return fib(23)
+    return fib(FIB_N)
+
+
+def _fib_calls(n):
+    a, b = 1, 1  # calls(n) = calls(n-1) + calls(n-2) + 1
+    for _ in range(n - 1):
+        a, b = b, a + b + 1
+    return b if n > 0 else 1
+
+
+CALLS = {loop: LOOP_CALLS, fib_run: _fib_calls(FIB_N)}
 
 
 def _lines(code):
@@ -109,7 +123,7 @@ def measure(work, setup, teardown, rounds):
     setup()
     work()
     teardown()
-    ratios = []
+    ratios, extra = [], []
     for _ in range(rounds):
         t0 = CLOCK()
         work()
@@ -120,8 +134,9 @@ def measure(work, setup, teardown, rounds):
         inst = CLOCK() - t0
         teardown()
         ratios.append(inst / base)
+        extra.append((inst - base) / CALLS[work])
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-            "rounds": rounds}
+            "rounds": rounds, "extra_ns_per_call": statistics.median(extra)}
 
 
 def engine_only_rows():
@@ -196,8 +211,8 @@ def run(rows, rounds):
 def table(results, stats):
     lines = ["Python %s, recorder: %s events, %s dropped"
              % (sys.version.split()[0], stats.get("events"), stats.get("dropped")),
-             "%-11s %-11s %-30s %8s %17s %7s" % ("case", "source", "what", "median",
-                                                  "spread", "target")]
+             "%-11s %-11s %-30s %8s %15s %9s %7s" % ("case", "source", "what", "median",
+                                                       "spread", "+ns/call", "target")]
     for r in results:
         if "refused" in r:
             lines.append("%-11s %-11s %-30s %8s  %s" % (r["case"], r["source"], r["what"],
@@ -205,8 +220,9 @@ def table(results, stats):
             continue
         target = "" if r["target"] is None else ("%.2f %s" % (
             r["target"], "ok" if r["meets_target"] else "MISS"))
-        lines.append("%-11s %-11s %-30s %7.3fx %7.3f-%-7.3f  %s" % (
-            r["case"], r["source"], r["what"], r["median"], r["min"], r["max"], target))
+        lines.append("%-11s %-11s %-30s %7.3fx %7.3f-%-7.3f %8.1f  %s" % (
+            r["case"], r["source"], r["what"], r["median"], r["min"], r["max"],
+            r["extra_ns_per_call"], target))
     return "\n".join(lines)
 
 
