@@ -365,7 +365,8 @@ class CodeMatcher:
             self._modules = None          # any of the program's own modules
             self._rest = ("**",) + tuple(parts[1:])
         else:
-            self._modules, self._rest = self._module_split(parts)
+            self._modules = self._module_split(parts)
+            self._rest = None
 
     @staticmethod
     def _module_split(parts):

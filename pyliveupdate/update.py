@@ -430,7 +430,10 @@ class Instrument(UpdateBase):
             if (kind, arg) in seen:
                 raise UpdateError("join point %r given twice" % ((kind, arg),))
             seen.add((kind, arg))
-            _handlers.handler_parameters(handler, kind)
+            try:
+                _handlers.handler_parameters(handler, kind)
+            except HandlerError as e:
+                raise UpdateError(str(e)) from None
             joinpoints.append((kind, arg, handler))
         if not joinpoints:
             raise UpdateError("no join point given")
@@ -565,6 +568,8 @@ class Instrument(UpdateBase):
 # Redefine: slots that hold a function's code or a namespace's binding
 
 _MISSING = object()
+_PREDEFINED = "(predefined)"       # display name of predefine's names: not listed as redefined
+_replacements = {}                 # id(function) -> function: functions a rebind created
 _KIND_FLAGS = 0x20 | 0x80 | 0x100 | 0x200    # generator, coroutine, iterable coroutine, async gen
 _CLASS_SKIP = {"__dict__", "__weakref__", "__module__", "__qualname__", "__firstlineno__",
                "__static_attributes__"}
@@ -760,7 +765,8 @@ class Redefine(UpdateBase):
         funcs, attrs = [], []
         if not dry_run:
             for name, value in self._run_predefine(module).items():
-                attrs.append((_attr_slot(module, name), self._adopt(value, module, (name,)), name))
+                attrs.append((_attr_slot(module, name), self._adopt(value, module, (name,)),
+                              _PREDEFINED))
         for key, new in self.func_defines.items():
             path = self._path_of(key)
             dotted = ".".join((self.module,) + path)
@@ -802,13 +808,13 @@ class Redefine(UpdateBase):
         old_cells = dict(zip(old_func.__code__.co_freevars, old_func.__closure__ or ())) \
             if old_func is not None else {}
         new_cells = dict(zip(new_func.__code__.co_freevars, new_func.__closure__ or ()))
-        for name in code.co_freevars:
-            if name in old_cells:
-                cells.append(old_cells[name])
-            elif name == "__class__" and isinstance(owner, type):
+        for name in code.co_freevars:       # the patch's own cells win over the old ones
+            if name == "__class__" and isinstance(owner, type):
                 cells.append(types.CellType(owner))
             elif name in new_cells:
                 cells.append(new_cells[name])
+            elif name in old_cells:
+                cells.append(old_cells[name])
             else:
                 raise UpdateError("closure variable %r of %s cannot be provided"
                                   % (name, code.co_qualname))
@@ -860,7 +866,7 @@ class Redefine(UpdateBase):
             raise UpdateError("%s is a %s; the new definition is a %s"
                               % (dotted, old_wrapper.__name__, new_wrapper.__name__))
         self._plan_function(module, owner, path, old_func, new_func, dotted, funcs, attrs,
-                            cache)
+                            cache, dry_run)
 
     @staticmethod
     def _qual(owner, path):
@@ -869,7 +875,7 @@ class Redefine(UpdateBase):
         return path[-1:]
 
     def _plan_function(self, module, owner, path, old_func, new_func, dotted, funcs, attrs,
-                       cache=None):
+                       cache=None, dry_run=False):
         old_func = _targets.innermost_function(old_func)
         new_func = _targets.innermost_function(new_func)
         slot = _function_slot(old_func)
@@ -881,7 +887,8 @@ class Redefine(UpdateBase):
                                                        _kind_name(current)))
         new_code = _renamed(new_code, current.co_name, current.co_qualname)
         state = (new_code, new_func.__defaults__, new_func.__kwdefaults__, new_func.__doc__)
-        if new_code.co_freevars == current.co_freevars:
+        ours = _replacements.get(id(old_func)) is old_func
+        if new_code.co_freevars == current.co_freevars and not ours:
             funcs.append((slot, state, dotted, cache))
             return
         # Different closure variables: __code__ cannot change in place. Build a new
@@ -894,6 +901,8 @@ class Redefine(UpdateBase):
         replacement.__dict__.update(old_func.__dict__)
         replacement.__qualname__ = old_func.__qualname__
         replacement.__module__ = old_func.__module__
+        if not dry_run:
+            _replacements[id(replacement)] = replacement
         existing = vars(owner).get(path[-1])
         _, wrapper = _as_function(existing)
         if existing is not old_func and wrapper is None:
@@ -977,7 +986,9 @@ class Redefine(UpdateBase):
                  [(slot, value) for slot, value, _ in attrs]
         caches = [c for _, _, _, c in funcs if c is not None]
         _commit(self, layers, add=True, caches=caches)
-        self.redefined = sorted({d for _, _, d, _ in funcs} | {d for _, _, d in attrs})
+        self.redefined = sorted({d for _, _, d, _ in funcs} |
+                                {d for _, _, d in attrs if d is not _PREDEFINED})
+        self.predefined = sorted(slot.name for slot, _, d in attrs if d is _PREDEFINED)
         self._layers = layers
         self._caches = caches
 
@@ -987,7 +998,8 @@ class Redefine(UpdateBase):
 
     def describe(self):
         d = super().describe()
-        d.update(module=self.module, redefined=list(self.redefined), wait=self.wait)
+        d.update(module=self.module, redefined=list(self.redefined),
+                 predefined=list(getattr(self, "predefined", [])), wait=self.wait)
         return d
 
     def _repr_fields(self):
