@@ -82,12 +82,7 @@ def _swap(sets, deletes=()):
     all of the old state or all of the new. Everything is validated beforehand, so
     nothing here is expected to fail.
     """
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)
-    try:
-        deque(chain(starmap(setattr, sets), starmap(delattr, deletes)), maxlen=0)
-    finally:
-        sys.setswitchinterval(old)
+    deque(chain(starmap(setattr, sets), starmap(delattr, deletes)), maxlen=0)
 
 
 def _running_old_code(codes, scan_generators):

@@ -128,7 +128,7 @@ def test_changed_closure_variables_rebind_the_name_and_its_module_aliases():
 
 def test_redefinition_under_load_from_several_threads_has_no_failed_call():
     result, _ = run_json("""
-        import json, threading, shop, shop_client
+        import json, sys, threading, shop, shop_client
         from pyliveupdate.update import Redefine, UpdateManager
         stop = threading.Event()
         failures, seen = [], {}
@@ -160,7 +160,8 @@ def test_redefinition_under_load_from_several_threads_has_no_failed_call():
                 return 'v2'
             return step
         import time
-        for round in range(40):
+        sys.setswitchinterval(0.0002)            # switch threads often: more interleavings
+        for round in range(20):
             u = Redefine('shop', None, {'shop.price': price, 'shop.Cart': Cart,
                                         'shop.make_counter': make_counter})
             assert UpdateManager.apply_update(u)
