@@ -21,8 +21,8 @@ enum { EV_CALL = 1, EV_RESUME, EV_RETURN, EV_YIELD, EV_UNWIND, EV_LINE, EV_LINE_
 typedef struct {
     uint32_t parent;
     uint32_t code;
-    uint64_t hits;     /* CALL slices: real calls */
-    uint64_t slices;   /* CALL + RESUME slices */
+    uint64_t hits;     /* closed CALL slices: completed calls */
+    uint64_t slices;   /* closed CALL + RESUME slices */
     int64_t total_ns;
     int64_t self_ns;
 } ct_node;
@@ -31,6 +31,8 @@ typedef struct {
     uint32_t node;
     uint32_t code;
     uint32_t line;     /* open line slice, 0 when none */
+    uint16_t call_hit; /* a CALL inside the window: counts as a hit once closed */
+    uint16_t slice_hit;
     int64_t start;
     int64_t child_ns;
     int64_t line_start;
@@ -329,6 +331,8 @@ pop_slice(CallTreeBuilder *b, ct_thread *t, size_t thread_index, int64_t ts)
     ct_node *n = &b->nodes[f->node];
     n->total_ns += dur;
     n->self_ns += dur - f->child_ns;
+    n->hits += f->call_hit;
+    n->slices += f->slice_hit;
     t->depth--;
     if (t->depth) {
         t->stack[t->depth - 1].child_ns += dur;
@@ -347,11 +351,10 @@ on_open(CallTreeBuilder *b, ct_thread *t, uint32_t code, int64_t ts, int is_call
     if (grow((void **)&t->stack, &t->cap, t->depth + 1, sizeof(ct_frame)) < 0) {
         return -1;
     }
-    if (in_window(b, ts)) {
-        b->nodes[node].hits += is_call ? 1 : 0;
-        b->nodes[node].slices++;
-    }
-    t->stack[t->depth++] = (ct_frame){.node = node, .code = code, .start = ts};
+    int inside = in_window(b, ts);
+    t->stack[t->depth++] = (ct_frame){.node = node, .code = code, .start = ts,
+                                      .call_hit = (uint16_t)(inside && is_call),
+                                      .slice_hit = (uint16_t)inside};
     return 0;
 }
 
