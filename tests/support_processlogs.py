@@ -170,8 +170,11 @@ class Browser:
         self.mouse("mousePressed", x, y)
         self.mouse("mouseReleased", x, y)
 
-    def screenshot_png(self) -> bytes:
-        return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
+    def screenshot_png(self, clip: dict | None = None) -> bytes:
+        params = {"format": "png"}
+        if clip:
+            params["clip"] = dict(clip, scale=1)
+        return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
 
     def close(self) -> None:
         try:
