@@ -12,7 +12,7 @@ import sys
 from . import filters
 from .lines import render_lines
 from .model import Report
-from .reading import LogError, default_log_dir, find_logs, read_log
+from .reading import LogError, default_inputs, default_log_dir, find_logs, read_log
 from .render_folded import render_folded
 from .render_json import render_json
 from .render_speedscope import render_speedscope
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--start must not be after --end")
     if args.outdir == "-" and len(formats) != 1:
         parser.error("-o - prints one format; choose it with --format")
-    inputs = args.input or [default_log_dir()]
+    inputs = args.input or default_inputs()
     try:
         logs = find_logs(inputs)
         report = build_report(logs, args)

@@ -19,6 +19,19 @@ def default_log_dir() -> str:
     return os.environ.get("PYLU_LOG_DIR") or "/tmp/pyliveupdate"
 
 
+def default_inputs() -> list[str]:
+    """The default log directory, plus the per-user places the recorder falls back to
+    when that directory is unsafe (pyliveupdate/recording.py), where they hold logs."""
+    places = [default_log_dir()]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        places.append(os.path.join(runtime, "pyliveupdate"))
+    places.append(os.path.join(os.path.expanduser("~"), ".cache", "pyliveupdate"))
+    with_logs = [p for p in places if os.path.isdir(p) and any(
+        name.endswith(LOG_SUFFIX) for name in os.listdir(p))]
+    return with_logs[:1] or places[:1]
+
+
 def find_logs(inputs: list[str]) -> list[str]:
     """Expand directories to their `*.pylog` files; every path must exist."""
     found: list[str] = []
@@ -54,7 +67,8 @@ def read_log(path: str, *, start_ns: int | None = None,
     try:
         reader = reader_type(path)
     except (ValueError, OSError) as exc:
-        raise LogError("%s: %s" % (path, exc)) from None
+        text = str(exc)
+        raise LogError(text if path in text else "%s: %s" % (path, text)) from None
     header = dict(reader.header)
     warnings: list[str] = []
     builder, meta = consume(_guarded_chunks(reader, path, warnings),
