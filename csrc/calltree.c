@@ -71,6 +71,8 @@ typedef struct {
     ct_thread *threads;
     size_t n_threads, cap_threads;
     size_t last_thread;       /* cache: events come in runs per thread */
+    uint32_t *thread_index;   /* open addressing: thread index + 1, 0 = empty */
+    size_t thread_index_cap;
     ct_line *lines;
     size_t n_lines, lines_cap;
     uint64_t events;
@@ -256,21 +258,53 @@ line_entry(CallTreeBuilder *b, uint32_t thread_index, uint32_t code, uint32_t li
 
 /* ---- threads -------------------------------------------------------------- */
 
+static int
+rehash_threads(CallTreeBuilder *b, size_t cap)
+{
+    uint32_t *idx = PyMem_Calloc(cap, sizeof(uint32_t));
+    if (idx == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < b->n_threads; i++) {
+        size_t slot = mix64(b->threads[i].thread) & (cap - 1);
+        while (idx[slot]) {
+            slot = (slot + 1) & (cap - 1);
+        }
+        idx[slot] = (uint32_t)(i + 1);
+    }
+    PyMem_Free(b->thread_index);
+    b->thread_index = idx;
+    b->thread_index_cap = cap;
+    return 0;
+}
+
 static ct_thread *
 thread_state(CallTreeBuilder *b, uint32_t thread, int64_t ts)
 {
     if (b->n_threads && b->threads[b->last_thread].thread == thread) {
         return &b->threads[b->last_thread];
     }
-    for (size_t i = 0; i < b->n_threads; i++) {
-        if (b->threads[i].thread == thread) {
-            b->last_thread = i;
-            return &b->threads[i];
+    size_t mask = b->thread_index_cap - 1;
+    size_t slot = mix64(thread) & mask;
+    uint32_t v;
+    while ((v = b->thread_index[slot]) != 0) {
+        if (b->threads[v - 1].thread == thread) {
+            b->last_thread = v - 1;
+            return &b->threads[v - 1];
         }
+        slot = (slot + 1) & mask;
+    }
+    if ((b->n_threads + 1) * 2 > b->thread_index_cap) {
+        if (rehash_threads(b, b->thread_index_cap * 2) < 0) {
+            return NULL;
+        }
+        return thread_state(b, thread, ts);   /* find the new empty slot */
     }
     if (grow((void **)&b->threads, &b->cap_threads, b->n_threads + 1, sizeof(ct_thread)) < 0) {
         return NULL;
     }
+    b->thread_index[slot] = (uint32_t)(b->n_threads + 1);
     /* One root per thread; roots are never looked up by key, so they stay out of the index. */
     if (b->n_nodes >= UINT32_MAX - 1 ||
         grow((void **)&b->nodes, &b->cap_nodes, b->n_nodes + 1, sizeof(ct_node)) < 0) {
@@ -483,6 +517,9 @@ builder_init(PyObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     b->last_ts = INT64_MIN;
+    if (rehash_threads(b, 16) < 0) {
+        return -1;
+    }
     return rehash_nodes(b, 1024);
 }
 
@@ -497,6 +534,7 @@ builder_dealloc(PyObject *self)
     PyMem_Free(b->threads);
     PyMem_Free(b->nodes);
     PyMem_Free(b->node_index);
+    PyMem_Free(b->thread_index);
     PyMem_Free(b->lines);
     tp->tp_free(self);
     Py_DECREF(tp);

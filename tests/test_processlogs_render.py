@@ -146,3 +146,16 @@ def test_filters_min_percent_top_and_thread():
     filters.select_threads(report, ["Thread-5"])
     assert [t.name for t in report.processes[0].threads] == ["Thread-5"]
     assert "threads: Thread-5" in render_summary(report)
+
+
+def test_text_output_in_log_order_with_thread_names():
+    from pyliveupdate_controller.processlogs.render_text import render_text
+    t = web_trace()
+    t.metas.append(("text", 5, 2_500_000, 1, "bar(a=2) -> 4"))
+    t.metas.append(("text", 1, 3_000_000, 2, "line one\nline two"))
+    text = render_text(t.report())
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if "bar(a=2)" in line)
+    assert lines[first] == "[       2.500] 4510-Thread-5 debug: bar(a=2) -> 4"
+    assert lines[first + 1].endswith("4510-MainThread handler: line one")
+    assert lines[first + 2].strip() == "line two"

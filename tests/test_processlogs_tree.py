@@ -170,3 +170,18 @@ def test_bad_input_is_refused_clearly():
         CallTreeBuilder(10, 5)
     b.feed(pack(99, 1, 0, 1))           # unknown kind: counted, nothing else changes
     assert b.result()["bad_kinds"] == 1
+
+
+def test_many_interleaved_threads():
+    t = Trace().code(1, "handle")
+    for thread in range(1, 301):
+        t.thread(thread, "worker-%d" % thread)
+    for thread in range(1, 301):
+        t.ev(CALL, thread, 1, thread=thread)
+    for thread in range(1, 301):
+        t.ev(RETURN, 1000 + thread * 2, 1, thread=thread)
+    proc = t.process()
+    assert len(proc.threads) == 300
+    for th in proc.threads:
+        assert th.name == "worker-%d" % th.thread
+        assert find(th, "pkg.mod.handle").total == 1000 + th.thread

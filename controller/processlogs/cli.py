@@ -18,6 +18,7 @@ from .render_json import render_json
 from .render_speedscope import render_speedscope
 from .render_summary import render_summary
 from .render_svg import render_svg
+from .render_text import render_text
 
 # format name -> (file extension, renderer)
 FORMATS = {
@@ -27,8 +28,10 @@ FORMATS = {
     "folded": (".folded", render_folded),
     "speedscope": (".speedscope.json", render_speedscope),
     "json": (".json", render_json),
+    "text": (".text", render_text),
 }
-DEFAULT_FORMATS = ["summary", "svg", "lines"]
+# By default: summary and svg, plus lines and text when the logs hold any.
+DEFAULT_FORMATS = ["summary", "svg", "lines", "text"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.makedirs(args.outdir, exist_ok=True)
     base = args.name or _base_name(inputs, logs)
+    if not args.format:
+        has_lines = any(p.lines for p in report.processes)
+        has_text = any(p.texts for p in report.processes)
+        formats = [f for f in formats if (f != "lines" or has_lines) and (f != "text" or has_text)]
     for name in formats:
         ext, render = FORMATS[name]
         path = os.path.join(args.outdir, base + ext)
