@@ -194,7 +194,11 @@ def server_handshake(sock, token):
     n_stub = _nonce_from(hello, "nonce")
     n_ctl = secrets.token_bytes(NONCE_BYTES)
     _send_plain(sock, {"nonce": n_ctl.hex(), "proof": _proof(token, b"ctl", n_stub, n_ctl)})
-    answer = _recv_plain(sock)
+    try:
+        answer = _recv_plain(sock)
+    except EOFError:
+        raise AuthError("the stub hung up during authentication: it failed to verify "
+                        "the controller (different token?)") from None
     try:
         _check_proof(answer, _proof(token, b"stub", n_ctl, n_stub), "the stub")
     except AuthError:

@@ -117,7 +117,7 @@ class UpdateStub:
                 except protocol.AuthError as e:
                     self._warn_once(warned, "auth", "controller at %s:%d rejected: %s"
                                     % (self.address[0], self.address[1], e))
-                    delay = self.retry_max
+                    delay = max(self.retry_max, 5.0)  # a wrong token will not fix itself soon
                 except (OSError, EOFError, protocol.ProtocolError):
                     pass
                 finally:
