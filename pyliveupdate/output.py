@@ -7,6 +7,7 @@ default DEFAULT_RATE lines per second with bursts of DEFAULT_BURST); lines over 
 limit are dropped, counted, and the count is reported in every sink the next time that
 update gets a line through, or when report_drops() runs (the stub calls it every second).
 """
+import os
 import sys
 import threading
 import time
@@ -155,6 +156,15 @@ def _deliver(update_id, kind, text, streams):
             stream(update_id, kind, text)
         except Exception:  # noqa: BLE001
             pass
+
+
+def _reinit_after_fork():
+    # Another thread may have held the lock when the program forked.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def _to_log(kind, text):

@@ -230,6 +230,7 @@ class Channel:
         self._send_seq = 0
         self._recv_seq = 0
         self._send_lock = threading.Lock()
+        self._buf = bytearray()
 
     def _tag(self, label, seq, body):
         return hmac.new(self._key, label + seq.to_bytes(8, "big") + body, hashlib.sha256).digest()
@@ -243,8 +244,27 @@ class Channel:
             self._send_seq += 1
             self.sock.sendall(_LENGTH.pack(len(body) + TAG_BYTES) + tag + body)
 
+    def _fill(self, n):
+        # One recv() usually brings a whole frame: each blocking call gives up the GIL,
+        # and getting it back from a busy program thread costs up to the switch interval.
+        buf = self._buf
+        while len(buf) < n:
+            chunk = self.sock.recv(max(65536, min(n - len(buf), 1 << 20)))
+            if not chunk:
+                raise EOFError("connection closed by peer")
+            buf += chunk
+
+    def _take(self, n):
+        self._fill(n)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
     def recv(self):
-        payload = _recv_payload(self.sock, MAX_FRAME)
+        (length,) = _LENGTH.unpack(self._take(_LENGTH.size))
+        if length > MAX_FRAME:
+            raise ProtocolError("frame of %d bytes exceeds the limit of %d" % (length, MAX_FRAME))
+        payload = self._take(length)
         if len(payload) < TAG_BYTES:
             raise ProtocolError("frame too short for its authentication tag")
         tag, body = payload[:TAG_BYTES], payload[TAG_BYTES:]
