@@ -67,6 +67,7 @@ class UpdateStub:
         if self._thread is not None and self._thread.is_alive():
             return self
         _install_fork_hook()
+        import encodings.idna  # noqa: F401  (getaddrinfo needs it; importing it in a forked child can fail)
         _started.add(self)
         self._thread = threading.Thread(target=self._run, name="pyliveupdate-stub", daemon=True)
         self._thread.start()
@@ -110,6 +111,8 @@ class UpdateStub:
                 delay = self.retry_max
             except OSError:
                 pass  # no controller yet: try again later
+            except Exception as e:  # noqa: BLE001 - the thread must outlive any surprise
+                self._warn_once(warned, type(e), "cannot connect: %r" % e)
             else:
                 try:
                     delay = 0.05
@@ -120,6 +123,8 @@ class UpdateStub:
                     delay = max(self.retry_max, 5.0)  # a wrong token will not fix itself soon
                 except (OSError, EOFError, protocol.ProtocolError):
                     pass
+                except Exception as e:  # noqa: BLE001
+                    self._warn_once(warned, type(e), "connection failed: %r" % e)
                 finally:
                     self._disconnect()
             self._stop.wait(delay * (0.75 + random.random() / 2))
