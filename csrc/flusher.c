@@ -163,7 +163,7 @@ typedef struct {
     /* discarding after a write failure */
     int failed;
     /* counters owned by the flusher, published to `stats` by publish() */
-    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live;
+    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live, cpu_ns;
 } session_t;
 
 /* state_mutex guards the fields below and the request/ack counters. */
@@ -198,6 +198,10 @@ session_report_error(session_t *s, const char *what, int err)
 static void
 publish(session_t *s)
 {
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
+        s->cpu_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
+    }
     pthread_mutex_lock(&state_mutex);
     stats.events = s->events;
     stats.lost_after_error = s->lost;
@@ -205,6 +209,7 @@ publish(session_t *s)
     stats.frames = s->frames;
     stats.threads = s->threads;
     stats.dropped = s->dropped_freed + s->dropped_live;
+    stats.flusher_cpu_ns = s->cpu_ns;
     pthread_mutex_unlock(&state_mutex);
 }
 
@@ -324,7 +329,9 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
         return 0;
     }
     PYLU_TSAN_ACQUIRE(&r->ring.p_tail);
-    int live = pylu_live_enabled();
+    if (pylu_live_enabled()) {
+        pylu_live_feed(r, head, tail);
+    }
     if (!discard) {
         if (r->enc_frame != s->frame_no) {
             r->enc_frame = s->frame_no;
@@ -336,8 +343,11 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
             session_report_error(s, "out of memory packing", ENOMEM);
         }
     }
-    uint8_t *p = discard ? NULL : s->pack.data + s->pack.len;
-    if (!discard && s->selected != r->thread) {
+    if (discard) {
+        goto consumed;
+    }
+    uint8_t *p = s->pack.data + s->pack.len;
+    if (s->selected != r->thread) {
         *p++ = PYLU_TAG_THREAD_SELECT;
         p = put_varint(p, r->thread);
         s->selected = r->thread;
@@ -347,12 +357,6 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
     for (unsigned int i = head; i != tail; i++) {
         const struct pylu_rec *rec = &r->buf[i & mask];
         uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
-        if (live) {
-            pylu_live_feed(r, kind, rec->code_id, line, rec->ticks);
-        }
-        if (discard) {
-            continue;
-        }
         uint8_t tag = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT));
         uint8_t *tagp = p++;
         if (rec->code_id != code) {
@@ -368,15 +372,14 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
         ticks = rec->ticks;
         *tagp = tag;
     }
+    s->pack.len = (size_t)(p - s->pack.data);
+    r->enc_code = code;
+    r->enc_ticks = ticks;
+consumed:
     /* Our reads of the slots happen before the producer may reuse them. */
     ck_pr_fence_store_atomic();
     PYLU_TSAN_RELEASE(&r->ring.c_head);
     ck_pr_store_uint(&r->ring.c_head, tail);
-    if (!discard) {
-        s->pack.len = (size_t)(p - s->pack.data);
-        r->enc_code = code;
-        r->enc_ticks = ticks;
-    }
     return n;
 }
 

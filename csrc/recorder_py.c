@@ -1,6 +1,7 @@
 /* recorder_py.c — the recorder's Python API (docs/DESIGN.md §2), exit and fork glue. */
 #include "parts.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -169,7 +170,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -181,6 +182,7 @@ recorder_stats(PyObject *module, PyObject *unused)
         "threads", (unsigned long long)st.threads,
         "codes", (unsigned long long)st.codes,
         "texts", (unsigned long long)st.texts,
+        "flusher_cpu_ns", (unsigned long long)st.flusher_cpu_ns,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
@@ -279,12 +281,16 @@ recorder_bench(PyObject *module, PyObject *args, PyObject *kwargs)
         }
     }
     else {
-        /* Paced: bursts of 256 events, each burst waits for its slot in time. */
+        /* Paced: bursts of 4096 events, sleeping until each burst is due, so the
+         * producer leaves the CPU to others as a real program would. */
         double ns_per_event = 1e9 / rate;
         for (unsigned long long i = 0; i < n; i++) {
-            if ((i & 255) == 0) {
+            if ((i & 4095) == 0) {
                 uint64_t due = t0 + (uint64_t)((double)i * ns_per_event);
-                while (pylu_clock_mono_ns() < due) {
+                if (pylu_clock_mono_ns() < due) {
+                    struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+                    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+                    }
                 }
             }
             fn((uint32_t)i);
