@@ -383,12 +383,12 @@ consumed:
     return n;
 }
 
-/* One drain of every ring. Returns 1 when some ring was over a quarter full: the flusher
- * then comes back sooner than flush_ms so a fast producer does not overrun its ring. */
-static int
+/* One drain of every ring. Returns the largest fraction of a ring found filled, from
+ * which the flusher paces itself (a fast producer must not overrun its ring). */
+static double
 cycle(session_t *s)
 {
-    int busy = 0;
+    double fill = 0;
     static ring_snap snaps[SNAPSHOT_MAX];
     int nsnap = 0;
 
@@ -443,8 +443,8 @@ cycle(session_t *s)
         }
         pylu_live_lock();
         uint64_t n = drain_ring(s, r, snaps[i].tail, s->failed);
-        if (n > (uint64_t)(r->ring.size / 4)) {
-            busy = 1;
+        if ((double)n / r->ring.size > fill) {
+            fill = (double)n / r->ring.size;
         }
         if (snaps[i].orphaned) {
             pylu_live_forget_thread(r);
@@ -482,7 +482,7 @@ cycle(session_t *s)
     }
     s->dropped_live = dropped_live;
     publish(s);
-    return busy;
+    return fill;
 }
 
 /* ------------------------------------------------------------------ the thread */
@@ -491,14 +491,15 @@ static void *
 flusher_main(void *arg)
 {
     session_t *s = arg;
-    int busy = 0;
+    uint64_t wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
+    uint64_t last_cycle = pylu_clock_mono_ns();
     for (;;) {
         pthread_mutex_lock(&state_mutex);
         uint64_t want_flush = flush_requested;
         if (!stop_requested && want_flush == flush_done) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += busy ? 200000L : (long)s->cfg.flush_ms * 1000000L;
+            until.tv_nsec += (long)wait_ns;
             while (until.tv_nsec >= 1000000000L) {
                 until.tv_nsec -= 1000000000L;
                 until.tv_sec++;
@@ -509,8 +510,17 @@ flusher_main(void *arg)
         int stopping = stop_requested;
         pthread_mutex_unlock(&state_mutex);
 
-        busy = cycle(s);
+        double fill = cycle(s);
         uint64_t now = pylu_clock_mono_ns();
+        /* Come back before the fullest ring, at its current pace, is an eighth full. */
+        wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
+        if (fill > 0) {
+            double eighth = (double)(now - last_cycle) * (0.125 / fill);
+            if (eighth < (double)wait_ns) {
+                wait_ns = eighth < 100000.0 ? 100000u : (uint64_t)eighth;
+            }
+        }
+        last_cycle = now;
         if (stopping) {
             if (!s->failed && frame_open(s) == 0 && buf_reserve(&s->pack, 1) == 0) {
                 s->pack.data[s->pack.len++] = PYLU_TAG_END;
