@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,8 +186,12 @@ session_report_error(session_t *s, const char *what, int err)
     pylu_registry_halt();
     s->failed = 1;
     pthread_mutex_lock(&state_mutex);
-    snprintf(stats.error, sizeof stats.error, "%s: %s: %s", s->path, what,
-             err ? strerror(err) : "error");
+    if (err) {
+        snprintf(stats.error, sizeof stats.error, "%s: %s: %s", s->path, what, strerror(err));
+    }
+    else {
+        snprintf(stats.error, sizeof stats.error, "%s: %s", s->path, what);
+    }
     stats.active = 0;
     pthread_mutex_unlock(&state_mutex);
     fprintf(stderr, "pyliveupdate: recording stopped: %s (events written=%llu, dropped=%llu)\n",
@@ -288,18 +293,25 @@ frame_end(session_t *s)
         return -1;
     }
     s->frames++;
+    /* Writes into a deleted file (directory removed, log rm'ed) succeed but reach nobody. */
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && st.st_nlink == 0) {
+        session_report_error(s, "the log file was deleted", 0);
+        return -1;
+    }
     return 0;
 }
 
 /* ------------------------------------------------------------------ one drain cycle */
-
-#define SNAPSHOT_MAX 4096
 
 typedef struct {
     struct pylu_ring *ring;
     unsigned int tail;
     int orphaned;
 } ring_snap;
+
+static ring_snap *snaps;     /* flusher only: this cycle's view of the registry */
+static size_t snaps_cap;
 
 static int
 announce_thread(session_t *s, struct pylu_ring *r)
@@ -389,13 +401,23 @@ static double
 cycle(session_t *s)
 {
     double fill = 0;
-    static ring_snap snaps[SNAPSHOT_MAX];
-    int nsnap = 0;
+    size_t nsnap = 0;
 
     /* 1. Which rings, and how far each is filled: orphaned is read before the tail, so a
      *    ring seen orphaned is drained to its last record. */
     pylu_registry_lock();
-    for (struct pylu_ring *r = pylu_registry_first(); r != NULL && nsnap < SNAPSHOT_MAX;
+    size_t nrings = 0;
+    for (struct pylu_ring *r = pylu_registry_first(); r != NULL; r = r->next) {
+        nrings++;
+    }
+    if (nrings > snaps_cap) {
+        ring_snap *grown = realloc(snaps, nrings * 2 * sizeof *grown);
+        if (grown != NULL) {
+            snaps = grown;
+            snaps_cap = nrings * 2;
+        }
+    }
+    for (struct pylu_ring *r = pylu_registry_first(); r != NULL && nsnap < snaps_cap;
          r = r->next) {
         snaps[nsnap].ring = r;
         snaps[nsnap].orphaned = atomic_load_explicit(&r->orphaned, memory_order_acquire);
@@ -436,7 +458,7 @@ cycle(session_t *s)
 
     /* 3. Events, one ring at a time; a full frame is ended between rings. */
     uint64_t dropped_live = 0;
-    for (int i = 0; i < nsnap; i++) {
+    for (size_t i = 0; i < nsnap; i++) {
         struct pylu_ring *r = snaps[i].ring;
         if (!s->failed && frame_open(s) < 0) {
             session_report_error(s, "out of memory", ENOMEM);
