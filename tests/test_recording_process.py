@@ -35,8 +35,9 @@ def test_sigkill_leaves_a_log_readable_to_its_last_frame(tmp_path):
         (path,) = logs_in(d)
         # let a few more frames reach the file, then kill without warning
         size = os.path.getsize(path)
-        while os.path.getsize(path) < size + 2000:
+        while os.path.getsize(path) < size + 2000 and child.poll() is None:
             os.sched_yield()
+        assert child.poll() is None, "the child died before it was killed"
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
