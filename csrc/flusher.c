@@ -169,7 +169,7 @@ typedef struct {
 
 /* state_mutex guards the fields below and the request/ack counters. */
 static pthread_mutex_t state_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t state_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t state_cond;   /* on CLOCK_MONOTONIC: see init_state_cond */
 static session_t *session = NULL;
 static int stop_requested;
 static uint64_t flush_requested, flush_done;
@@ -178,6 +178,20 @@ static struct pylu_flusher_config child_cfg;  /* the parent's settings, seen by 
 static int child_should_restart;
 static char *saved_directory, *saved_argv;
 static size_t saved_argv_len;
+
+/* The flusher's timed waits are against CLOCK_MONOTONIC (the default REALTIME clock would
+ * make every deadline computed from the monotonic clock lie in the past). */
+static void
+init_state_cond(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&state_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static pthread_once_t state_cond_once = PTHREAD_ONCE_INIT;
 
 static void
 session_report_error(session_t *s, const char *what, int err)
@@ -660,6 +674,7 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
         return -1;
     }
     pylu_clock_init();
+    pthread_once(&state_cond_once, init_state_cond);
     session_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -900,7 +915,7 @@ atfork_child(void)
     pthread_mutex_unlock(&state_mutex);
     pylu_live_unlock();
     /* Condition variables may have had waiters (threads that do not exist here). */
-    pthread_cond_init(&state_cond, NULL);
+    init_state_cond();
 }
 
 static void
