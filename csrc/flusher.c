@@ -164,7 +164,7 @@ typedef struct {
     /* discarding after a write failure */
     int failed;
     /* counters owned by the flusher, published to `stats` by publish() */
-    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live, cpu_ns;
+    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live, cpu_ns, cycles;
 } session_t;
 
 /* state_mutex guards the fields below and the request/ack counters. */
@@ -229,6 +229,7 @@ publish(session_t *s)
     stats.threads = s->threads;
     stats.dropped = s->dropped_freed + s->dropped_live;
     stats.flusher_cpu_ns = s->cpu_ns;
+    stats.cycles = s->cycles;
     pthread_mutex_unlock(&state_mutex);
 }
 
@@ -416,6 +417,7 @@ cycle(session_t *s)
 {
     double fill = 0;
     size_t nsnap = 0;
+    s->cycles++;
 
     /* 1. Which rings, and how far each is filled: orphaned is read before the tail, so a
      *    ring seen orphaned is drained to its last record. */

@@ -170,7 +170,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -183,6 +183,7 @@ recorder_stats(PyObject *module, PyObject *unused)
         "codes", (unsigned long long)st.codes,
         "texts", (unsigned long long)st.texts,
         "flusher_cpu_ns", (unsigned long long)st.flusher_cpu_ns,
+        "cycles", (unsigned long long)st.cycles,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
