@@ -215,27 +215,40 @@ pylu_live_forget_thread(struct pylu_ring *ring)
     ring->live = NULL;
 }
 
+/* Copy under the lock, report after it: the callbacks build Python objects, which may run
+ * arbitrary code (GC finalizers) that must not find the lock held. */
 int
 pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_line)
 {
     double ns_per_tick = 1e9 / pylu_clock_ticks_per_sec();
-    int rc = 0;
     pthread_mutex_lock(&live_mutex);
-    for (size_t i = 0; i < funcs.cap && rc == 0; i++) {
-        agg_slot *a = &funcs.slots[i];
-        if (a->used && a->hits) {
-            rc = on_func(ctx, (uint32_t)a->key, a->hits, (double)a->total * ns_per_tick,
-                         (double)a->self * ns_per_tick);
+    size_t nf = 0, nl = 0;
+    agg_slot *f = malloc((funcs.used + 1) * sizeof *f);
+    agg_slot *l = malloc((lines.used + 1) * sizeof *l);
+    if (f != NULL && l != NULL) {
+        for (size_t i = 0; i < funcs.cap; i++) {
+            if (funcs.slots[i].used && funcs.slots[i].hits) {
+                f[nf++] = funcs.slots[i];
+            }
         }
-    }
-    for (size_t i = 0; i < lines.cap && rc == 0; i++) {
-        agg_slot *a = &lines.slots[i];
-        if (a->used && a->hits) {
-            rc = on_line(ctx, (uint32_t)(a->key >> 32), (uint32_t)a->key, a->hits,
-                         (double)a->total * ns_per_tick);
+        for (size_t i = 0; i < lines.cap; i++) {
+            if (lines.slots[i].used && lines.slots[i].hits) {
+                l[nl++] = lines.slots[i];
+            }
         }
     }
     pthread_mutex_unlock(&live_mutex);
+    int rc = (f == NULL || l == NULL) ? -2 : 0;
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        rc = on_func(ctx, (uint32_t)f[i].key, f[i].hits, (double)f[i].total * ns_per_tick,
+                     (double)f[i].self * ns_per_tick);
+    }
+    for (size_t i = 0; i < nl && rc == 0; i++) {
+        rc = on_line(ctx, (uint32_t)(l[i].key >> 32), (uint32_t)l[i].key, l[i].hits,
+                     (double)l[i].total * ns_per_tick);
+    }
+    free(f);
+    free(l);
     return rc;
 }
 

@@ -29,7 +29,7 @@ thread_name_hook(char *name, size_t size)
     PyObject *exc = PyErr_GetRaisedException();
     PyObject *modules = PySys_GetObject("modules");           /* borrowed */
     PyObject *threading = modules ? PyDict_GetItemString(modules, "threading") : NULL;
-    PyObject *active = NULL, *key = NULL, *dict = NULL;
+    PyObject *active = NULL, *key = NULL, *name_obj = NULL;
     if (threading != NULL) {
         PyObject *mdict = PyModule_Check(threading) ? PyModule_GetDict(threading) : NULL;
         active = mdict ? PyDict_GetItemString(mdict, "_active") : NULL;   /* borrowed */
@@ -37,11 +37,10 @@ thread_name_hook(char *name, size_t size)
     if (active != NULL && PyDict_CheckExact(active)) {
         key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
         PyObject *thread = key ? PyDict_GetItemWithError(active, key) : NULL;  /* borrowed */
-        if (thread != NULL) {
-            dict = PyObject_GenericGetDict(thread, NULL);
-            PyObject *n = dict && PyDict_CheckExact(dict)
-                              ? PyDict_GetItemString(dict, "_name") : NULL;
-            const char *s = n && PyUnicode_Check(n) ? PyUnicode_AsUTF8(n) : NULL;
+        /* Only plain attribute lookup (no __getattribute__ override): no Python code. */
+        if (thread != NULL && Py_TYPE(thread)->tp_getattro == PyObject_GenericGetAttr) {
+            name_obj = PyObject_GetAttrString(thread, "_name");
+            const char *s = name_obj && PyUnicode_Check(name_obj) ? PyUnicode_AsUTF8(name_obj) : NULL;
             if (s != NULL) {
                 snprintf(name, size, "%s", s);
             }
@@ -51,7 +50,7 @@ thread_name_hook(char *name, size_t size)
         snprintf(name, size, "MainThread");   /* threading not imported yet */
     }
     Py_XDECREF(key);
-    Py_XDECREF(dict);
+    Py_XDECREF(name_obj);
     PyErr_Clear();
     PyErr_SetRaisedException(exc);
 }
@@ -338,7 +337,11 @@ recorder_live(PyObject *module, PyObject *unused)
     PYLU_UNUSED(module);
     PYLU_UNUSED(unused);
     live_ctx c = {PyDict_New(), PyDict_New()};
-    if (c.funcs == NULL || c.lines == NULL || pylu_live_snapshot(&c, live_func, live_line) < 0) {
+    int rc = (c.funcs && c.lines) ? pylu_live_snapshot(&c, live_func, live_line) : -1;
+    if (rc < 0) {
+        if (rc == -2) {
+            PyErr_NoMemory();
+        }
         Py_XDECREF(c.funcs);
         Py_XDECREF(c.lines);
         return NULL;
