@@ -215,6 +215,10 @@ class UpdateBase:
     def _repr_fields(self):
         return []
 
+    def _note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+
     def __repr__(self):
         fields = [("type", self.kind), ("status", self.status)] + self._repr_fields()
         return "{%s}" % ", ".join("%s: %s" % kv for kv in fields)
@@ -272,13 +276,14 @@ class UpdateManager:
         if update is None:
             print("Update %s not found" % (update_or_id,))
             return False
+        before = len(update.notes)
         try:
             update.apply()
         except UpdateError as e:
             print("Update %d not applied: %s" % (update.id, e))
             return False
         print("Update %d applied" % update.id)
-        for note in update.notes:
+        for note in update.notes[before:]:
             print("  note: %s" % note)
         return True
 
@@ -288,13 +293,14 @@ class UpdateManager:
         if update is None:
             print("Update %s not found" % (update_id,))
             return False
+        before = len(update.notes)
         try:
             update.revert()
         except UpdateError as e:
             print("Update %d not reverted: %s" % (update.id, e))
             return False
         print("Update %d reverted" % update.id)
-        for note in update.notes:
+        for note in update.notes[before:]:
             print("  note: %s" % note)
         return True
 
@@ -436,7 +442,7 @@ class Instrument(UpdateBase):
         self._scopes = scopes
         self._joinpoints = joinpoints
         self._source = source
-        self._where = {}            # id(code) -> (code, module, qualname) armed by us
+        self._where = {}            # id(code) -> (code, module, qualname, home file)
         self.instrumented = []
         self.skipped = []
         super().__init__()
@@ -445,21 +451,36 @@ class Instrument(UpdateBase):
             self._matchers = [_targets.CodeMatcher(s) for s in scopes]
 
     # -- building requests
-    def _fields_for(self, code, display, lenient=False):
+    def _fields_for(self, code, display, lenient=False, home_file=None):
+        """Request fields for one code. Strict: any misfit raises HandlerError. Lenient
+        (code that replaced or joined the targets later): join points that do not fit are
+        dropped there and noted; the others stay."""
         fields = {}
         for kind, arg, handler in self._joinpoints:
             if lenient and kind in ("line_before", "line_after") and arg:
+                if home_file is not None and code.co_filename != home_file:
+                    self._note("update %s: %s now runs code from %s; its %s handler on lines "
+                               "%s of %s is dropped there"
+                               % (self.id, display, code.co_filename, kind,
+                                  ", ".join(map(str, arg)), home_file))
+                    continue
                 have = set(_handlers.code_lines(code))
                 missing = [n for n in arg if n not in have]
                 if missing:
-                    self.notes.append("update %s: line %s no longer holds code in %s; its "
-                                      "%s handler is dropped there"
-                                      % (getattr(self, "id", "?"), ", ".join(map(str, missing)),
-                                         display, kind))
+                    self._note("update %s: line %s no longer holds code in %s; its %s "
+                               "handler is dropped there"
+                               % (self.id, ", ".join(map(str, missing)), display, kind))
                     arg = tuple(n for n in arg if n in have)
                     if not arg:
                         continue
-            field, value = _handlers.bind(kind, handler, code, arg, display)
+            try:
+                field, value = _handlers.bind(kind, handler, code, arg, display)
+            except HandlerError as e:
+                if not lenient:
+                    raise
+                self._note("update %s: %s handler dropped on %s: %s"
+                           % (self.id, kind, display, e))
+                continue
             _merge(fields, field, value)
         return fields
 
@@ -487,14 +508,16 @@ class Instrument(UpdateBase):
     def _apply(self):
         from . import engine
         plan, skipped = self._plan()
-        self.notes = []
         self._where = {}
         try:
             for t, fields in plan:
                 engine.arm(self.id, t.code, engine.Request(**fields), module=t.module,
                            qualname=t.qualname, source=self._source)
-                self._where[id(t.code)] = (t.code, t.module, t.qualname)
-            engine.watch(self.id, self._match_later, source=self._source)
+                self._where[id(t.code)] = (t.code, t.module, t.qualname, t.code.co_filename)
+            # Handlers are served by sys.monitoring; "auto" would let the engine watch
+            # through the PEP 523 hook, which costs every call of the program.
+            engine.watch(self.id, self._match_later,
+                         source="monitoring" if self._source == "auto" else self._source)
         except Exception as e:
             self._disarm_all()
             raise UpdateError("the engine refused: %s" % e) from e
@@ -522,7 +545,7 @@ class Instrument(UpdateBase):
                     fields = self._fields_for(code, "%s.%s" % hit, lenient=True)
                     if not fields:
                         return None
-                    self._where[id(code)] = (code, hit[0], hit[1])
+                    self._where[id(code)] = (code, hit[0], hit[1], code.co_filename)
                     return engine.Request(**fields), hit[0], hit[1]
         except Exception:
             return None
@@ -534,18 +557,13 @@ class Instrument(UpdateBase):
         entry = self._where.get(id(old))
         if entry is None or entry[0] is not old:
             return
-        _, module, qualname = entry
+        _, module, qualname, home = entry
         display = "%s.%s" % (module, qualname)
-        try:
-            fields = self._fields_for(new, display, lenient=True)
-        except HandlerError as e:
-            fields = None
-            self.notes.append("update %d: handlers no longer fit %s (%s); dropped there"
-                              % (self.id, display, e))
+        fields = self._fields_for(new, display, lenient=True, home_file=home)
         if fields:
             engine.arm(self.id, new, engine.Request(**fields), module=module,
                        qualname=qualname, source=self._source)
-            self._where[id(new)] = (new, module, qualname)
+            self._where[id(new)] = (new, module, qualname, home)
         engine.disarm(self.id, old)
         self._where.pop(id(old), None)
 
@@ -1060,9 +1078,10 @@ def _move_instrumentation(code_moves, update):
                         from . import engine
                         engine.disarm(inst.id, old_code)
                         inst._where.pop(id(old_code), None)
-                        update.notes.append("update %d: %s no longer exists; its handlers "
-                                            "are dropped" % (inst.id, old_code.co_qualname))
+                        update._note("update %d: %s no longer exists; its handlers "
+                                     "are dropped" % (inst.id, old_code.co_qualname))
                     continue
                 before = len(inst.notes)
                 inst._retarget(old_code, new_code)
-                update.notes.extend(inst.notes[before:])
+                for note in inst.notes[before:]:
+                    update._note(note)
