@@ -514,10 +514,13 @@ class Instrument(UpdateBase):
                 engine.arm(self.id, t.code, engine.Request(**fields), module=t.module,
                            qualname=t.qualname, source=self._source)
                 self._where[id(t.code)] = (t.code, t.module, t.qualname, t.code.co_filename)
-            # Handlers are served by sys.monitoring; "auto" would let the engine watch
-            # through the PEP 523 hook, which costs every call of the program.
-            engine.watch(self.id, self._match_later,
-                         source="monitoring" if self._source == "auto" else self._source)
+            if any(_has_wildcard(p) for p in self._scopes):
+                # Code seen later (modules imported later) only matters for wildcards: an
+                # exact name needs its module imported now. Handlers are served by
+                # sys.monitoring; "auto" could watch through the PEP 523 hook, which
+                # costs every call of the program.
+                engine.watch(self.id, self._match_later,
+                             source="monitoring" if self._source == "auto" else self._source)
         except Exception as e:
             self._disarm_all()
             raise UpdateError("the engine refused: %s" % e) from e
