@@ -451,10 +451,13 @@ class Instrument(UpdateBase):
             self._matchers = [_targets.CodeMatcher(s) for s in scopes]
 
     # -- building requests
-    def _fields_for(self, code, display, lenient=False, home_file=None):
+    _home_file = None       # while re-targeting: the file the join points' lines refer to
+
+    def _fields_for(self, code, display, lenient=False):
         """Request fields for one code. Strict: any misfit raises HandlerError. Lenient
         (code that replaced or joined the targets later): join points that do not fit are
-        dropped there and noted; the others stay."""
+        dropped there and noted; the others stay. (Subclasses override this.)"""
+        home_file = self._home_file
         fields = {}
         for kind, arg, handler in self._joinpoints:
             if lenient and kind in ("line_before", "line_after") and arg:
@@ -562,7 +565,14 @@ class Instrument(UpdateBase):
             return
         _, module, qualname, home = entry
         display = "%s.%s" % (module, qualname)
-        fields = self._fields_for(new, display, lenient=True, home_file=home)
+        self._home_file = home
+        try:
+            fields = self._fields_for(new, display, lenient=True)
+        except HandlerError as e:
+            fields = None
+            self._note("update %d: handlers dropped on %s: %s" % (self.id, display, e))
+        finally:
+            self._home_file = None
         if fields:
             engine.arm(self.id, new, engine.Request(**fields), module=module,
                        qualname=qualname, source=self._source)
