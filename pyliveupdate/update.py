@@ -559,10 +559,16 @@ class Instrument(UpdateBase):
 
     def _retarget(self, old, new):
         """The code of a function changed from ``old`` to ``new``: move our handlers."""
+        if self._arm_successor(old, new):
+            self._drop(old)
+
+    def _arm_successor(self, old, new):
+        """Arm on ``new`` what we armed on ``old`` (before the swap, so the first call of
+        the new code is already instrumented). True if ``old`` was ours."""
         from . import engine
         entry = self._where.get(id(old))
         if entry is None or entry[0] is not old:
-            return
+            return False
         _, module, qualname, home = entry
         display = "%s.%s" % (module, qualname)
         self._home_file = home
@@ -574,11 +580,20 @@ class Instrument(UpdateBase):
         finally:
             self._home_file = None
         if fields:
-            engine.arm(self.id, new, engine.Request(**fields), module=module,
-                       qualname=qualname, source=self._source)
-            self._where[id(new)] = (new, module, qualname, home)
-        engine.disarm(self.id, old)
-        self._where.pop(id(old), None)
+            try:
+                engine.arm(self.id, new, engine.Request(**fields), module=module,
+                           qualname=qualname, source=self._source)
+                self._where[id(new)] = (new, module, qualname, home)
+            except Exception as e:
+                self._note("update %d: the engine refused %s: %s" % (self.id, display, e))
+        return True
+
+    def _drop(self, old):
+        from . import engine
+        entry = self._where.get(id(old))
+        if entry is not None and entry[0] is old:
+            engine.disarm(self.id, old)
+            del self._where[id(old)]
 
     def describe(self):
         d = super().describe()
@@ -742,7 +757,11 @@ class Redefine(UpdateBase):
         owner = module
         for i, seg in enumerate(path[:-1]):
             value = vars(owner).get(seg, _MISSING)
-            if not isinstance(value, type):
+            if type(value) is FunctionType:
+                raise UpdateError("%s: a nested function cannot be redefined on its own; "
+                                  "redefine the enclosing %s.%s"
+                                  % (dotted, self.module, ".".join(path[:i + 1])))
+            if not issubclass(type(value), type):
                 where = ".".join((self.module,) + path[:i])
                 names = sorted(k for k, v in vars(owner).items() if isinstance(v, type))
                 raise UpdateError("%s: %s has no class %r (classes there: %s)"
@@ -1066,6 +1085,7 @@ def _commit(update, layers, add, caches=()):
                 code_moves.append((old_f.__code__, new_f.__code__))
                 old_codes.append(old_f.__code__)
     _wait_quiescent(old_codes, update.wait if isinstance(update, Redefine) else None)
+    to_drop = _arm_successors(code_moves, update)
     _swap(sets, deletes)
     for slot, new_layers in plans:
         slot.layers = new_layers
@@ -1073,28 +1093,33 @@ def _commit(update, layers, add, caches=()):
         clear = getattr(type(cache), "cache_clear", None)
         if clear is not None:
             clear(cache)
-    _move_instrumentation(code_moves, update)
+    for inst, old_code in to_drop:
+        inst._drop(old_code)
 
 
-def _move_instrumentation(code_moves, update):
+def _arm_successors(code_moves, update):
+    """Arm every applied Instrument's handlers on the code about to replace the code
+    they are armed on (nested code matched by name); returns what to disarm after the
+    swap."""
     instruments = _applied_instruments()
+    to_drop = []
     if not instruments:
-        return
+        return to_drop
     for old, new in code_moves:
         old_tree, new_tree = _code_tree(old), _code_tree(new)
         for path, old_code in old_tree.items():
             new_code = new_tree.get(path)
             for inst in instruments:
+                entry = inst._where.get(id(old_code))
+                if entry is None or entry[0] is not old_code:
+                    continue
+                to_drop.append((inst, old_code))
                 if new_code is None:
-                    entry = inst._where.get(id(old_code))
-                    if entry is not None and entry[0] is old_code:
-                        from . import engine
-                        engine.disarm(inst.id, old_code)
-                        inst._where.pop(id(old_code), None)
-                        update._note("update %d: %s no longer exists; its handlers "
-                                     "are dropped" % (inst.id, old_code.co_qualname))
+                    update._note("update %d: %s no longer exists; its handlers are dropped"
+                                 % (inst.id, old_code.co_qualname))
                     continue
                 before = len(inst.notes)
-                inst._retarget(old_code, new_code)
+                inst._arm_successor(old_code, new_code)
                 for note in inst.notes[before:]:
                     update._note(note)
+    return to_drop

@@ -236,6 +236,7 @@ def test_bad_redefinitions_are_refused_and_change_nothing():
             'bases': {'shop.price': good, 'shop.Cart': CartBases},
             'slots': {'shop.price': good, 'shop.Cart': CartSlots},
             'other module': {'shop.price': good, 'json.dumps': good},
+            'nested function': {'shop.price': good, 'shop.make_counter.step': good},
         }
         codes = (shop.price.__code__, shop.ticker.__code__, dict(vars(shop.Cart)))
         errors = {}
@@ -265,6 +266,7 @@ def test_bad_redefinitions_are_refused_and_change_nothing():
     assert "__slots__" in errors["slots"]
     assert "in module json, not in shop" in errors["other module"]
     assert "Module not_imported_mod not found" in errors["module"]
+    assert "redefine the enclosing shop.make_counter" in errors["nested function"]
 
 
 def test_wait_gives_up_cleanly_naming_the_blocking_thread_then_succeeds():
