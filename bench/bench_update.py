@@ -1,6 +1,6 @@
 """Apply and revert latency of a 10-function update (target: <= 2 ms each).
 
-    python bench/bench_update.py [--rounds N] [--functions K] [--json]
+    python bench/bench_update.py [--rounds N] [--functions K] [--json] [--quick]
 
 Builds a module of K functions (and a class with K methods), then times
 UpdateManager apply/revert of: a Redefine of the K functions, a Redefine of a class with K
@@ -72,7 +72,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--functions", type=int, default=10)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="50 rounds")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 50)
     k = args.functions
     tmp = tempfile.mkdtemp(prefix="pylu-bench-")
     make_module(tmp, k)
