@@ -224,3 +224,19 @@ def test_bad_instrument_input_applies_nothing():
     assert "has no variable 'zz'; available: a, b, c" in errors[3]
     assert "no target fits the handlers" in errors[4]
     assert armed == 0 and registered == 0
+
+
+def test_static_class_methods_and_property_getters_are_instrumented():
+    result, _ = run_json(prelude=PRELUDE, source="""
+        u = Instrument('shop.Cart.*', {'func_begin': lambda _parameters: rec(sorted(_parameters))})
+        UpdateManager.apply_update(u)
+        cart = shop.Cart.make()                       # classmethod, then __init__
+        shop.Cart.unit()                              # staticmethod
+        cart.add('x')
+        cart.size                                     # property getter
+        print(json.dumps([got, sorted(u.instrumented)]))
+    """)
+    got, instrumented = result
+    assert got == [[["cls"]], [["self"]], [[]], [["item", "self"]], [["self"]]]
+    assert instrumented == sorted(["shop.Cart.__init__", "shop.Cart.add", "shop.Cart.unit",
+                                   "shop.Cart.make", "shop.Cart.size", "shop.Cart.__getattr__"])
