@@ -186,7 +186,12 @@ class UpdateBase:
         with _lock:
             if self.status != "applied":
                 raise UpdateError("update %d is not applied (status: %s)" % (self.id, self.status))
-            self._revert()
+            try:
+                self._revert()
+            except UpdateError:
+                raise
+            except Exception as e:
+                raise UpdateError("%s: %s" % (type(e).__name__, e)) from e
             self.status = "reverted"
             if self.id in UpdateManager._order:
                 UpdateManager._order.remove(self.id)

@@ -335,3 +335,55 @@ def test_ids_statuses_listing_and_id_blocks():
     assert "Update 100 not reverted: update 100 is not applied (status: reverted)" in out
     assert "Update 555 not found" in out
     assert "1 : {type: redefine, status: applied, module: shop, redefined: [shop.price]}" in out
+
+
+ATOMIC_SCRIPT = """
+    import json, sys, threading, operator, shop
+    from pyliveupdate import update as U
+    from pyliveupdate.update import Redefine, UpdateManager
+    if %(break_it)r:                             # control: a swap that is not atomic
+        def slow_swap(sets, deletes=()):
+            import time
+            for obj, name, value in sets:
+                setattr(obj, name, value); time.sleep(0)
+        U._swap = slow_swap
+    sys.setswitchinterval(0.0001)
+    funcs = (shop.part_a, shop.part_b, shop.part_c)
+    originals = tuple(f.__code__ for f in funcs)
+    get = operator.attrgetter('__code__')
+    stop = threading.Event()
+    mixed = []
+    snapshots = [0]
+    def watch():
+        while not stop.is_set():
+            codes = tuple(map(get, funcs))           # one C call: an atomic snapshot
+            old = [c is o for c, o in zip(codes, originals)]
+            if any(old) and not all(old):
+                mixed.append(old)
+            snapshots[0] += 1
+    t = threading.Thread(target=watch)
+    t.start()
+    def part_a(): return 'a2'
+    def part_b(): return 'b2'
+    def part_c(): return 'c2'
+    for _ in range(100):
+        u = Redefine('shop', None, {'shop.part_a': part_a, 'shop.part_b': part_b,
+                                    'shop.part_c': part_c})
+        u.apply()
+        u.revert()
+    stop.set(); t.join(10)
+    print(json.dumps([len(mixed), snapshots[0]]))
+"""
+
+
+def test_a_multi_function_update_is_seen_all_at_once_by_other_threads():
+    (mixed, snapshots), _ = run_json(ATOMIC_SCRIPT % {"break_it": False})
+    assert snapshots > 0
+    assert mixed == 0
+
+
+def test_the_atomicity_check_catches_a_non_atomic_swap():
+    # Control for the test above: a swap that lets other threads run between functions
+    # is caught by the same watcher.
+    (mixed, _), _ = run_json(ATOMIC_SCRIPT % {"break_it": True})
+    assert mixed > 0
