@@ -940,6 +940,9 @@ class Redefine(UpdateBase):
         ours = _replacements.get(id(old_func)) is old_func
         if new_code.co_freevars == current.co_freevars and not ours:
             funcs.append((slot, state, dotted, cache))
+            for key, value in new_func.__dict__.items():   # function attributes set by the patch
+                if key != "__wrapped__":
+                    attrs.append((_attr_slot(old_func, key), value, dotted))
             return
         # Different closure variables: __code__ cannot change in place. Build a new
         # function and rebind it where the old one is bound (owner and module aliases).

@@ -37,15 +37,18 @@ def test_predefine_none_as_in_the_readme_and_new_module_level_names():
     result, _ = run_json("""
         import json, shop
         from pyliveupdate.update import Redefine, UpdateManager
-        def new_price(qty):
-            return qty * RATE
+        def new_price(qty, rate=None):
+            "New doc."
+            return qty * (rate or RATE)
+        new_price.exposed = True
         u = Redefine('shop', None, {'shop.price': new_price, 'shop.RATE': 7})
         UpdateManager.apply_update(u)
-        a = shop.price(3)
+        a = [shop.price(3), shop.price(3, 2), shop.price.__doc__, shop.price.exposed]
         UpdateManager.revert_update(u.id)
-        print(json.dumps([a, shop.price(3), hasattr(shop, 'RATE')]))
+        print(json.dumps([a, shop.price(3), hasattr(shop, 'RATE'), shop.price.__defaults__,
+                          hasattr(shop.price, 'exposed'), shop.price.__doc__]))
     """)
-    assert result == [21, 30, False]
+    assert result == [[21, 6, "New doc.", True], 30, False, None, False, None]
 
 
 def test_every_kind_of_member_and_class_redefinition_with_existing_instances():
