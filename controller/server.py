@@ -119,7 +119,8 @@ class Server:
         self.on_event = on_event or (lambda text: None)
         self.command_timeout = command_timeout
         self.next_id = 1
-        self.active_ids = set()
+        self.active_ids = set()     # applied in some process, as last reported
+        self.reverted_ids = set()   # seen applied, then reverted everywhere
         self.history = []
         self._seq = itertools.count(1)
         self._numbers = itertools.count(1)
@@ -248,8 +249,12 @@ class Server:
                              % (_id_range(cmd), (reply.get("error") or "").splitlines()[-1:]))
         if replay:
             notes.append("replayed update(s) %s" % ", ".join(_id_range(c) for c in replay))
-        stale = sorted(set(proc.updates.get("active") or ()) - self.active_ids)
-        stale = [i for i in stale if i < self.next_id]
+        have = {int(i) for i in proc.updates.get("known") or ()}
+        if have:  # ids from an earlier controller session are taken there: never reuse them
+            self.next_id = max(self.next_id, max(have) + 1)
+        active = {int(i) for i in proc.updates.get("active") or ()}
+        stale = sorted(active & self.reverted_ids)
+        self.active_ids |= active - self.reverted_ids
         if stale:
             reply = proc.request({"op": "exec", "src": "LU.revert(%r)" % (stale,)},
                                  self.command_timeout)
@@ -313,6 +318,8 @@ class Server:
                 active = set()
                 for r in answered:
                     active.update(int(i) for i in r["updates"].get("active") or ())
+                self.reverted_ids |= self.active_ids - active
+                self.reverted_ids -= active
                 self.active_ids = active
             return results
 
