@@ -21,7 +21,7 @@ def _bodies(lines):
 def test_patch_and_revert_across_processes_with_the_same_ids(controller, targets, token, tmp_path):
     apps = _start(targets, controller, token, 2, tmp_path)
     ok, lines = controller.run("FD.debug('__main__.Foo.method')")
-    assert ok and _bodies(lines).count("Update 1 applied") == 2
+    assert ok and _bodies(lines).count("Update 1 applied") == 2, lines
     ok, lines = controller.console.execute("patch('patch.py')"), None
     # patch() reads the file relative to the controller's working directory
     assert not ok
@@ -76,7 +76,7 @@ def test_forked_child_keeps_what_it_inherited_without_replay(controller, targets
     app = targets("prefork.py", controller.port, token, args=("1",))
     controller.wait_for(2)
     ok, lines = controller.run("FP.profile('__main__.handle')")
-    assert ok and _bodies(lines).count("Update 1 applied") == 2
+    assert ok and _bodies(lines).count("Update 1 applied") == 2, lines
     ok, lines = controller.run("import os\nif os.getpid() == %d:\n    os.fork() or None\n"
                                % app.pid)
     assert ok
