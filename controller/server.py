@@ -98,9 +98,14 @@ class _Waiter:
 
 
 class Command:
-    def __init__(self, seq, src, filename, base):
+    def __init__(self, seq, src, filename, base, echo=True):
         self.seq, self.src, self.filename, self.base = seq, src, filename, base
+        self.echo = echo
         self.used = 0
+
+    def message(self):
+        return {"op": "exec", "src": self.src, "filename": self.filename, "base": self.base,
+                "seq": self.seq, "echo": self.echo}
 
 
 class Server:
@@ -241,8 +246,7 @@ class Server:
         notes = []
         replay = [c for c in self.history if c.used and c.seq not in proc.executed]
         for cmd in replay:
-            reply = proc.request({"op": "exec", "src": cmd.src, "filename": cmd.filename,
-                                  "base": cmd.base, "seq": cmd.seq}, self.command_timeout)
+            reply = proc.request(cmd.message(), self.command_timeout)
             proc.executed.add(cmd.seq)
             if not reply.get("ok"):
                 notes.append("replay of update(s) %s failed: %s"
@@ -291,17 +295,17 @@ class Server:
 
     # --- commands -----------------------------------------------------------
 
-    def run(self, src, filename="<controller>", timeout=None):
-        """Run src in every selected process. Returns [(process, reply)] in connection order."""
+    def run(self, src, filename="<controller>", timeout=None, echo=True):
+        """Run src in every selected process. Returns [(process, reply)] in connection order.
+
+        echo: print the value of a final expression statement, as the console does."""
         timeout = self.command_timeout if timeout is None else timeout
         with self._command_lock:
             procs = self.processes()
             if not procs:
                 return []
-            cmd = Command(next(self._seq), src, filename, self.next_id)
-            waiters = [(p, p.send_request({"op": "exec", "src": src, "filename": filename,
-                                           "base": cmd.base, "seq": cmd.seq}))
-                       for p in procs]
+            cmd = Command(next(self._seq), src, filename, self.next_id, echo)
+            waiters = [(p, p.send_request(cmd.message())) for p in procs]
             deadline = time.monotonic() + timeout
             results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
             for p, reply in results:

@@ -382,7 +382,7 @@ class FuncProfiler(_Profiler):
                              hits, total, self_ns))
             for name, (hits, total) in u._py_stats.items():
                 rows.append((name + " [if]", hits, total, None))
-        rows = sorted(set(rows), key=lambda r: (-r[2], r[0]))[:n]
+        rows = sorted({r for r in rows if r[1]}, key=lambda r: (-r[2], r[0]))[:n]
         if not rows:
             print("no profiled function yet (FP.profile(scope) first)")
             return

@@ -110,3 +110,14 @@ def test_readme_commands_in_scripted_mode(targets, token, tmp_path):
                    "-c", "LineProfiler.profile('__main__.bar', [11, 99])"], token)
     assert out.returncode == 1
     assert out.stdout.count("line 99 holds no code in __main__.bar") == 2
+
+
+def test_show_after_a_patch_prints_the_patched_source(controller, targets, token, tmp_path):
+    _start(targets, controller, token, 1, tmp_path)
+    ok, lines = controller.run("patch(%r)" % os.path.join(EXAMPLES, "patch.py"))
+    assert ok and _bodies(lines) == ["Update 1 applied"]  # no echo of the file's last value
+    ok, lines = controller.run("show('module1.foo')")
+    body = _bodies(lines)
+    assert ok and body[0].startswith("module1.foo (<patch %s>:" % os.path.join(EXAMPLES, "patch.py"))
+    assert body[2].endswith("print('new foo', double(a))  # noqa: F821  (double is module1's, "
+                            "from _predefine)")
