@@ -11,6 +11,7 @@ import ast
 import builtins
 import contextlib
 import io
+import linecache
 import sys
 import threading
 import traceback
@@ -121,8 +122,12 @@ class CommandRunner:
         base = msg.get("base")
         seq = msg.get("seq")
         filename = msg.get("filename") or "<controller>"
+        # Keep the source, so tracebacks and show()/inspect can print code defined by a
+        # command or a patch file (such names start with '<', and linecache keeps them).
+        if filename.startswith("<"):
+            linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         with self._lock:
-            ok, text, error, used = self._execute(src, filename, base)
+            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True))
             if seq is not None:
                 self.executed.add(seq)
         if len(text) > MAX_OUTPUT:
@@ -130,7 +135,7 @@ class CommandRunner:
         return {"op": "result", "ok": ok, "output": text, "error": error, "used": used,
                 "updates": self.update_state()}
 
-    def _execute(self, src, filename, base):
+    def _execute(self, src, filename, base, echo=True):
         ns = self.namespace
         used = 0
         with _Capture.this_thread() as buf:
@@ -138,7 +143,7 @@ class CommandRunner:
                 tree = compile(src, filename, "exec", ast.PyCF_ONLY_AST)
                 with _id_block(base) as block:
                     try:
-                        _run_tree(tree, filename, ns)
+                        _run_tree(tree, filename, ns, echo)
                     finally:
                         used = block.used
                 return True, buf.getvalue(), None, used
@@ -155,9 +160,9 @@ class CommandRunner:
             return {"active": [], "known": []}
 
 
-def _run_tree(tree, filename, ns):
+def _run_tree(tree, filename, ns, echo=True):
     body = tree.body
-    last = body[-1] if body and isinstance(body[-1], ast.Expr) else None
+    last = body[-1] if echo and body and isinstance(body[-1], ast.Expr) else None
     if last is not None:
         body = body[:-1]
     if body:
