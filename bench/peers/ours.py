@@ -1,0 +1,174 @@
+"""pyliveupdate applied through its public Python API (docs/DESIGN.md sections 2 and 4).
+
+Each class is one row of the table. The recorder writes to PYLU_LOG_DIR (the bench
+gives every run a fresh private directory) and ``stop()`` reports what the recorder
+says about the run: events recorded, records dropped, bytes on disk.
+"""
+import gc
+import sys
+import types
+
+from peers import Unavailable
+
+UPDATE_ID = 9001  # any id; the bench applies one update per process
+
+
+def _import_engine():
+    try:
+        from pyliveupdate import engine, recording, _engine
+    except ImportError as exc:
+        raise Unavailable("pyliveupdate engine not importable: %s" % exc)
+    missing = [name for name in ("arm", "disarm", "Request", "status")
+               if not hasattr(engine, name)]
+    if not hasattr(recording, "ensure_started"):
+        missing.append("recording.ensure_started")
+    if missing:
+        raise Unavailable("pyliveupdate.engine lacks %s (not landed yet)" % ", ".join(missing))
+    return engine, recording, _engine
+
+
+def _recorder_report(_engine):
+    try:
+        _engine.recorder_flush()
+        stats = dict(_engine.recorder_stats())
+    except Exception as exc:  # report, don't hide: the row still has its timing
+        return {"recorder_error": "%s: %s" % (type(exc).__name__, exc)}
+    return {key: stats.get(key) for key in ("events", "dropped", "bytes_written", "clock")}
+
+
+class _Armed(object):
+    """Arm one Request on a set of code objects with one event source."""
+
+    SOURCE = "monitoring"
+
+    def __init__(self, workload):
+        self.workload = workload
+        self.engine, self.recording, self._engine = _import_engine()
+
+    def request(self):
+        raise NotImplementedError
+
+    def targets(self):
+        """(code, module, qualname) triples to arm."""
+        hot = self.workload.hot
+        return [(hot.__code__, hot.__module__, hot.__qualname__)]
+
+    def start(self):
+        self.recording.ensure_started()
+        req = self.request()
+        for code, module, qualname in self.targets():
+            try:
+                self.engine.arm(UPDATE_ID, code, req, module=module, qualname=qualname,
+                                source=self.SOURCE)
+            except (ValueError, RuntimeError, NotImplementedError) as exc:
+                raise Unavailable("engine.arm(source=%r) refused: %s" % (self.SOURCE, exc))
+        self.check_source()
+
+    def check_source(self):
+        if self.SOURCE != "frame":
+            return
+        status = self.engine.status()
+        if not status.get("frame_hook_installed", status.get("frame_hook")):
+            raise Unavailable("frame source not used (status: %s)" % (
+                {k: status.get(k) for k in ("sources", "frame_hook_installed") if k in status},))
+
+    def stop(self):
+        self.engine.disarm(UPDATE_ID)
+        info = _recorder_report(self._engine)
+        info["armed_codes"] = len(self.targets_cache) if hasattr(self, "targets_cache") else 1
+        return info
+
+
+class FuncTimingOne(_Armed):
+    def request(self):
+        return self.engine.Request(func_timing=True)
+
+
+class FuncTimingOneFrame(FuncTimingOne):
+    SOURCE = "frame"
+
+
+def _module_of(code, modules_by_file):
+    return modules_by_file.get(code.co_filename, "?")
+
+
+class FuncTimingAll(FuncTimingOne):
+    """Every Python function in the process (what cProfile sees), plus any code object
+    created later (through engine.watch), e.g. templates Jinja2 compiles on first use."""
+
+    def targets(self):
+        modules_by_file = {}
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path:
+                modules_by_file[path] = name
+        seen = {}
+        for obj in gc.get_objects():
+            if isinstance(obj, types.FunctionType):
+                code = obj.__code__
+                if code not in seen:
+                    seen[code] = (code, getattr(obj, "__module__", None) or
+                                  _module_of(code, modules_by_file), obj.__qualname__)
+        self.targets_cache = list(seen.values())
+        self.modules_by_file = modules_by_file
+        return self.targets_cache
+
+    def start(self):
+        _Armed.start(self)
+        if hasattr(self.engine, "watch"):
+            req = self.request()
+            by_file = self.modules_by_file
+
+            def matcher(code):
+                return req, _module_of(code, by_file), getattr(code, "co_qualname", code.co_name)
+
+            self.engine.watch(UPDATE_ID + 1, matcher, source=self.SOURCE)
+
+    def stop(self):
+        if hasattr(self.engine, "unwatch"):
+            self.engine.unwatch(UPDATE_ID + 1)
+        return FuncTimingOne.stop(self)
+
+
+class FuncTimingAllFrame(FuncTimingAll):
+    SOURCE = "frame"
+
+
+class LineTimingOne(_Armed):
+    def request(self):
+        return self.engine.Request(timing_lines=frozenset(self.workload.hot_lines()))
+
+
+class FuncDebugOne(object):
+    """FuncDebugger on the hot function, rate-limited (same budget as hand_print)."""
+
+    def __init__(self, workload):
+        self.workload = workload
+        try:
+            from pyliveupdate import FuncDebugger
+        except ImportError as exc:
+            raise Unavailable("pyliveupdate.FuncDebugger not importable: %s" % exc)
+        self.debugger = FuncDebugger
+
+    def start(self):
+        raise Unavailable("FuncDebugger API not wired into the bench yet")
+
+    def stop(self):
+        return {}
+
+
+class IdleStub(object):
+    """The stub started, nothing applied: what a program pays for being ready."""
+
+    def __init__(self, workload):
+        try:
+            from pyliveupdate import UpdateStub
+        except ImportError as exc:
+            raise Unavailable("pyliveupdate.UpdateStub not importable: %s" % exc)
+        self.stub_class = UpdateStub
+
+    def start(self):
+        raise Unavailable("UpdateStub API not wired into the bench yet")
+
+    def stop(self):
+        return {}
