@@ -239,3 +239,20 @@ def test_a_directory_of_processes_and_the_pid_filter(profiled, tmp_path):
     assert cli.returncode == 0, cli.stderr
     assert "== process %d" % pids[1] in cli.stdout
     assert "== process %d" % pids[0] not in cli.stdout
+
+
+def test_time_window_and_thread_filter_on_a_real_log(profiled):
+    cli = subprocess.run(CLI + ["-i", profiled["info"]["path"], "-o", "-", "--format", "json",
+                                "--start", "0.03", "--end", "0.07", "--thread", "MainThread"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    doc = json.loads(cli.stdout)
+    (thread,) = doc["processes"][0]["threads"]
+    assert thread["name"] == "MainThread"
+    (work,) = thread["children"]
+    # work() runs across the whole window: its slice is clipped to exactly 40 ms, and its
+    # call began before the window, so it has no hit inside it
+    assert work["total"] == 40_000_000 and work["hits"] == 0
+    assert any("time window" in note for note in doc["filters"])
+    fib_hits = hits_by_function(work["children"]).get("__main__.fib", 0)
+    assert 0 < fib_hits < 30 * 109
