@@ -364,7 +364,8 @@ pop_slice(CallTreeBuilder *b, ct_thread *t, size_t thread_index, int64_t ts)
     int64_t dur = clipped(b, f->start, ts);
     ct_node *n = &b->nodes[f->node];
     n->total_ns += dur;
-    n->self_ns += dur - f->child_ns;
+    /* Never negative, even if a broken log has timestamps that go backwards. */
+    n->self_ns += dur > f->child_ns ? dur - f->child_ns : 0;
     n->hits += f->call_hit;
     n->slices += f->slice_hit;
     t->depth--;

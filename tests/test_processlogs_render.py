@@ -1,5 +1,6 @@
 """Renderers and filters on synthetic profiles: what a reader or another tool gets."""
 import json
+import json.scanner
 import re
 import xml.etree.ElementTree as ET
 
@@ -159,3 +160,32 @@ def test_text_output_in_log_order_with_thread_names():
     assert lines[first] == "[       2.500] 4510-Thread-5 debug: bar(a=2) -> 4"
     assert lines[first + 1].endswith("4510-MainThread handler: line one")
     assert lines[first + 2].strip() == "line two"
+
+
+def test_very_deep_recursion_renders_in_every_format():
+    import sys
+    from pyliveupdate_controller.processlogs.cli import FORMATS
+    depth = 1200        # deeper than the default recursion limit; folded output is O(depth**2)
+    t = Trace().thread(1, "T").code(1, "rec")
+    for d in range(depth):
+        t.ev(CALL, d, 1)
+    for d in range(depth):
+        t.ev(RETURN, depth + d, 1)
+    report = t.report()
+    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    assert outputs["folded"].count("\n") == depth
+    assert outputs["summary"].count("pkg.mod.rec") == depth
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(10 * depth)
+    # the C scanner has a fixed nesting limit on 3.12; the pure-Python one follows the limit
+    decoder = json.JSONDecoder()
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    try:
+        node = decoder.decode(outputs["json"])["processes"][0]["threads"][0]["children"][0]
+    finally:
+        sys.setrecursionlimit(old)
+    levels = 0
+    while node["children"]:
+        (node,) = node["children"]
+        levels += 1
+    assert levels == depth - 1 and node["total"] == 1

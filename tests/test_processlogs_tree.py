@@ -185,3 +185,10 @@ def test_many_interleaved_threads():
     for th in proc.threads:
         assert th.name == "worker-%d" % th.thread
         assert find(th, "pkg.mod.handle").total == 1000 + th.thread
+
+
+def test_timestamps_going_backwards_never_give_negative_times():
+    t = Trace().thread(1, "T").code(1, "f").code(2, "g")
+    t.ev(CALL, 100, 1).ev(CALL, 200, 2).ev(RETURN, 300, 2).ev(RETURN, 150, 1)
+    f = find(t.process().threads[0], "pkg.mod.f")
+    assert f.total == 50 and f.self == 0 and find(f, "pkg.mod.g").total == 100

@@ -45,10 +45,21 @@ class Node:
         return self.total / self.hits if self.hits else None
 
     def walk(self, depth: int = 0):
-        """(depth, node) in depth-first order, children in their current order."""
-        yield depth, self
-        for child in self.children:
-            yield from child.walk(depth + 1)
+        """(depth, node) in depth-first order, children in their current order.
+        Iterative: deep recursion in the profiled program makes deep trees."""
+        stack = [(depth, self)]
+        while stack:
+            d, node = stack.pop()
+            yield d, node
+            stack.extend((d + 1, c) for c in reversed(node.children))
+
+    def paths(self, prefix: tuple = ()):
+        """(stack of nodes below self, node) for every descendant, depth first."""
+        stack = [(prefix + (c,), c) for c in reversed(self.children)]
+        while stack:
+            path, node = stack.pop()
+            yield path, node
+            stack.extend((path + (c,), c) for c in reversed(node.children))
 
 
 @dataclass
