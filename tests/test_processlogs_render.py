@@ -189,3 +189,23 @@ def test_very_deep_recursion_renders_in_every_format():
         (node,) = node["children"]
         levels += 1
     assert levels == depth - 1 and node["total"] == 1
+
+
+def test_summary_flat_table_sums_call_paths_without_double_counting_recursion():
+    from pyliveupdate_controller.processlogs.render_summary import flat_profile
+    t = Trace().thread(1, "T").code(1, "main").code(2, "walk").code(3, "leaf")
+    t.ev(CALL, 0, 1)
+    t.ev(CALL, 10, 2).ev(CALL, 20, 2).ev(CALL, 30, 3).ev(RETURN, 40, 3)   # walk > walk > leaf
+    t.ev(RETURN, 50, 2).ev(RETURN, 60, 2)
+    t.ev(CALL, 70, 3).ev(RETURN, 75, 3)                                   # main > leaf
+    t.ev(RETURN, 100, 1)
+    report = t.report()
+    rows = {name: (hits, total, self_ns) for name, hits, total, self_ns
+            in flat_profile(report.processes[0].threads[0])}
+    assert rows["pkg.mod.walk"] == (2, 50, 40)       # outer call only for the total
+    assert rows["pkg.mod.leaf"] == (2, 15, 15)
+    assert rows["pkg.mod.main"] == (1, 100, 45)
+    text = render_summary(report)
+    assert "top 3 functions by self time" in text
+    table = text[text.index("top 3 functions"):].splitlines()
+    assert table[2].startswith("pkg.mod.main") and table[3].startswith("pkg.mod.walk")
