@@ -256,3 +256,61 @@ def test_time_window_and_thread_filter_on_a_real_log(profiled):
     assert any("time window" in note for note in doc["filters"])
     fib_hits = hits_by_function(work["children"]).get("__main__.fib", 0)
     assert 0 < fib_hits < 30 * 109
+
+
+GENERATORS = r'''
+import asyncio, json, sys, time
+from pyliveupdate import engine, _engine
+
+def ticker(n):
+    for i in range(n):
+        yield i
+
+def consume():
+    total = 0
+    for v in ticker(5):
+        time.sleep(0.01)          # the consumer's time, not the generator's
+        total += v
+    return total
+
+async def waiter():
+    await asyncio.sleep(0.02)     # suspended: not charged to waiter
+    return 1
+
+async def gather():
+    return sum(await asyncio.gather(waiter(), waiter()))
+
+path = _engine.recorder_start(sys.argv[1])
+for f in (ticker, consume, waiter):
+    engine.arm(1, f.__code__, engine.Request(func_timing=True), module="__main__",
+               qualname=f.__qualname__)
+consume()
+asyncio.run(gather())
+engine.disarm(1)
+_engine.recorder_stop()
+print(json.dumps({"path": path}))
+'''
+
+
+def test_generators_and_coroutines_are_not_charged_while_suspended(tmp_path):
+    script = tmp_path / "gens.py"
+    script.write_text(GENERATORS)
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o700)
+    run = subprocess.run([sys.executable, str(script), str(logs)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    path = json.loads(run.stdout.splitlines()[-1])["path"]
+    cli = subprocess.run(CLI + ["-i", path, "-o", "-", "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    (thread,) = json.loads(cli.stdout)["processes"][0]["threads"]
+    top = {n["function"]: n for n in thread["children"]}
+    consume = top["__main__.consume"]
+    (ticker,) = consume["children"]
+    assert consume["total"] >= 50_000_000                   # five 10 ms sleeps
+    assert (ticker["function"], ticker["hits"], ticker["slices"]) == ("__main__.ticker", 1, 6)
+    assert ticker["total"] < 10_000_000                     # the sleeps are not in it
+    waiter = top["__main__.waiter"]
+    assert waiter["hits"] == 2 and waiter["slices"] == 4    # start + resume, twice
+    assert waiter["total"] < 10_000_000                     # the 20 ms awaits are not in it
