@@ -11,7 +11,7 @@ from pyliveupdate_controller.processlogs.render_json import render_json
 from pyliveupdate_controller.processlogs.render_speedscope import render_speedscope
 from pyliveupdate_controller.processlogs.render_summary import render_summary
 from pyliveupdate_controller.processlogs.render_svg import render_svg
-from support_processlogs import CALL, LINE, RETURN, Trace, find
+from support_processlogs import CALL, LINE, LINE_MARK, RETURN, Trace, find
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -51,11 +51,17 @@ def test_summary_shows_per_hit_time_total_self_and_sorted_threads():
 
 
 def test_summary_reports_drops_and_open_frames():
-    t = web_trace().drop(5, 12)
-    t.ev(CALL, 10**10, 1, thread=5)
-    text = render_summary(t.report())
+    text = render_summary(web_trace().drop(5, 12).report())
     assert "DROPPED: 12 records lost on this thread" in text
-    assert "still running at end of log: polls.views.results" in text
+    t = web_trace()
+    t.ev(CALL, 10**10, 1, thread=5).ev(CALL, 10**10 + 10**6, 2, thread=5)
+    t.ev(RETURN, 10**10 + 3 * 10**6, 2, thread=5).ev(LINE_MARK, 10**10 + 5 * 10**6, 1, 0, 5)
+    text = render_summary(t.report())
+    assert ("still running at end of log: polls.views.results (started at 10000.000 ms; its "
+            "5.000 ms so far are included above)") in text
+    row = next(line for line in text.splitlines() if line.startswith("polls.views.results"))
+    assert row.split()[:6] == ["polls.views.results", "10", "(+1", "running)", "138.000",
+                               "1385.000"]
 
 
 def test_folded_values_are_integer_self_times_that_sum_to_the_thread_total():

@@ -1,6 +1,7 @@
 """`--format json`: the call tree for scripts and tests (times in integer nanoseconds).
 
-Each node: function (qualified name), file, line, hits, slices, total, self, children.
+Each node: function (qualified name), file, line, hits, slices, running (slices still open
+at the end of the log, charged up to it), total, self, children.
 Trees follow the program's recursion, so building and encoding are iterative; a reader
 of very deep trees may need a higher recursion limit (`sys.setrecursionlimit`).
 """
@@ -14,8 +15,8 @@ from .model import Node, Report
 
 def _fields(node: Node) -> dict:
     return {"function": node.function, "file": node.file, "line": node.line,
-            "hits": node.hits, "slices": node.slices, "total": node.total, "self": node.self,
-            "children": []}
+            "hits": node.hits, "slices": node.slices, "running": node.running,
+            "total": node.total, "self": node.self, "children": []}
 
 
 def node_dicts(nodes: list[Node]) -> list[dict]:

@@ -60,6 +60,8 @@ def _thread_lines(t: ThreadProfile) -> list[str]:
         hits = str(node.hits)
         if node.slices > node.hits:
             hits += " (+%d resumed)" % (node.slices - node.hits)
+        if node.running:
+            hits += " (+%d running)" % node.running
         share = 100.0 * node.total / t.total if t.total else 0.0
         rows.append((name, hits, per_hit, _ms(node.total), _ms(node.self), "%.1f" % share))
     head = ("function", "hits", "time/hit (ms)", "total (ms)", "self (ms)", "%")
@@ -77,12 +79,14 @@ def _thread_lines(t: ThreadProfile) -> list[str]:
     else:
         out.append("(no completed calls recorded)")
     for frame in t.open_frames:
-        out.append("still running at end of log: %s (started at %s ms, running %s ms, not "
+        out.append("still running at end of log: %s (started at %s ms; its %s ms so far are "
                    "included above)" % (" > ".join(frame.stack), _ms(frame.started_ns),
                                         _ms(frame.running_ns)))
     if t.dropped:
         out.append("DROPPED: %d records lost on this thread (ring full); times and hits "
                    "above are incomplete" % t.dropped)
+    if t.gap_closes:
+        out.append("note: %d calls were cut where records were dropped" % t.gap_closes)
     if t.unmatched_closes or t.forced_closes:
         out.append("note: %d returns of calls that began before recording, %d calls closed "
                    "without their own return" % (t.unmatched_closes, t.forced_closes))
