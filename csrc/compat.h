@@ -26,6 +26,15 @@
 #  define pylu_set_eval_frame _PyInterpreterState_SetEvalFrameFunc
 #endif
 
+/* 3.13 replaced the frame's prev_instr with instr_ptr (gh-109094): a suspended frame's
+ * lasti is one instruction past the one that suspended it (past YIELD_VALUE, past
+ * RETURN_GENERATOR), and a frame that has not started yet has lasti 0, not -1. */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define PYLU_LASTI_PAST_SUSPEND 1
+#else
+#  define PYLU_LASTI_PAST_SUSPEND 0
+#endif
+
 #define PYLU_UNUSED(x) ((void)(x))
 #define PYLU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PYLU_UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -1,13 +1,382 @@
-/* engine_py.c — placeholder until its part lands; see docs/DESIGN.md. */
+/* engine_py.c — the Python-facing functions of the engine (pyliveupdate/engine.py is
+ * their only caller).  Importing does nothing but add constants: the tool id, callbacks,
+ * hook and watcher are taken on first use. */
 #include "parts.h"
 
+#include "codestate.h"
+#include "discover.h"
+#include "evalframe.h"
+#include "monitor.h"
+
+static const uint32_t settable_flags = PYLU_CS_FUNC_RECORDS | PYLU_CS_HOOK_RECORDS |
+                                       PYLU_CS_PY_START | PYLU_CS_PY_EXIT | PYLU_CS_PY_YIELD;
+static const uint32_t exit_flags = PYLU_CS_FUNC_RECORDS | PYLU_CS_PY_EXIT;
+
+static Py_ssize_t exit_users = 0; /* armed codes that need global PY_UNWIND/PY_THROW */
+
+static int
+update_global_exits(uint32_t old_flags, uint32_t new_flags)
+{
+    int was = (old_flags & PYLU_CS_ARMED) && (old_flags & exit_flags);
+    int now = (new_flags & PYLU_CS_ARMED) && (new_flags & exit_flags);
+    exit_users += now - was;
+    return pylu_monitor_set_global_exits(exit_users > 0);
+}
+
+static const char *
+optional_utf8(PyObject *obj, const char *what)
+{
+    if (obj == NULL || obj == Py_None) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str or None", what);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(obj);
+}
+
+/* code_arm(code, flags, lines, dispatch, module, qualname, gen_start) -> code id */
+static PyObject *
+code_arm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PYLU_UNUSED(self);
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "code_arm(code, flags, lines, dispatch, module, qualname, gen_start)");
+        return NULL;
+    }
+    PyObject *code = args[0], *lines = args[2], *dispatch = args[3];
+    if (!PyCode_Check(code)) {
+        return PyErr_Format(PyExc_TypeError, "expected a code object, got %.100s",
+                            Py_TYPE(code)->tp_name);
+    }
+    unsigned long flags = PyLong_AsUnsignedLong(args[1]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (flags & ~(unsigned long)settable_flags) {
+        return PyErr_Format(PyExc_ValueError, "invalid code flags 0x%lx", flags);
+    }
+    if (dispatch != Py_None && !PyCallable_Check(dispatch)) {
+        PyErr_SetString(PyExc_TypeError, "dispatch must be callable or None");
+        return NULL;
+    }
+    if (lines != Py_None && !PyDict_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines must be a dict {line: bits} or None");
+        return NULL;
+    }
+    long gen_start = PyLong_AsLong(args[6]);
+    if (gen_start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const char *module = optional_utf8(args[4], "module");
+    const char *qualname = module || !PyErr_Occurred() ? optional_utf8(args[5], "qualname") : NULL;
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    int wants_lines = lines != Py_None && PyDict_GET_SIZE(lines) > 0;
+    uint32_t monitored = (uint32_t)flags & ~(uint32_t)PYLU_CS_HOOK_RECORDS;
+    if ((monitored || wants_lines) && pylu_monitor_start() < 0) {
+        return NULL;
+    }
+    pylu_codestate *st = pylu_codestate_get(code);
+    if (st == NULL || pylu_codestate_assign_id(st, code, module, qualname) < 0) {
+        return NULL;
+    }
+    if ((flags & PYLU_CS_HOOK_RECORDS) && st->raw_code == NULL &&
+        (st->flags & PYLU_CS_GENERATOR)) {
+        st->raw_code = PyCode_GetCode((PyCodeObject *)code);
+        if (st->raw_code == NULL) {
+            return NULL;
+        }
+    }
+    if (pylu_codestate_set_lines(st, lines) < 0) {
+        return NULL;
+    }
+    uint32_t old_flags = st->flags;
+    uint32_t keep = st->flags & (PYLU_CS_GENERATOR | PYLU_CS_ARMED | PYLU_CS_LINES);
+    st->flags = keep | (uint32_t)flags;
+    st->gen_start = (int32_t)gen_start;
+    Py_XSETREF(st->dispatch, dispatch == Py_None ? NULL : Py_NewRef(dispatch));
+    if (!(old_flags & PYLU_CS_ARMED) && pylu_registry_add(code, st) < 0) {
+        return NULL;
+    }
+    unsigned long events = pylu_monitor_active() ? pylu_monitor_events_for(st->flags) : 0;
+    if (pylu_monitor_set_local(code, events) < 0 ||
+        update_global_exits(old_flags, st->flags) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(st->id);
+}
+
+static PyObject *
+code_disarm(PyObject *self, PyObject *code)
+{
+    PYLU_UNUSED(self);
+    if (!PyCode_Check(code)) {
+        return PyErr_Format(PyExc_TypeError, "expected a code object, got %.100s",
+                            Py_TYPE(code)->tp_name);
+    }
+    pylu_codestate *st = pylu_codestate_peek(code);
+    if (st == NULL || !(st->flags & PYLU_CS_ARMED)) {
+        Py_RETURN_NONE;
+    }
+    uint32_t old_flags = st->flags;
+    Py_INCREF(code); /* the registry may hold the last reference */
+    int rc = pylu_monitor_set_local(code, 0);
+    st->flags &= PYLU_CS_GENERATOR;
+    Py_CLEAR(st->dispatch);
+    if (pylu_codestate_set_lines(st, NULL) < 0 || update_global_exits(old_flags, st->flags) < 0) {
+        rc = -1;
+    }
+    if (pylu_registry_remove(code, st) < 0) {
+        rc = -1;
+    }
+    Py_DECREF(code);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+code_state(PyObject *self, PyObject *code)
+{
+    PYLU_UNUSED(self);
+    if (!PyCode_Check(code)) {
+        return PyErr_Format(PyExc_TypeError, "expected a code object, got %.100s",
+                            Py_TYPE(code)->tp_name);
+    }
+    pylu_codestate *st = pylu_codestate_peek(code);
+    if (st == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *hits = PyDict_New(), *line_hits = PyDict_New(), *res = NULL;
+    if (hits == NULL || line_hits == NULL) {
+        goto error;
+    }
+    for (int k = 1; k < PYLU_EV_SLOTS; k++) {
+        PyObject *key = PyLong_FromLong(k), *val = PyLong_FromUnsignedLongLong(st->hits[k]);
+        int rc = (key && val) ? PyDict_SetItem(hits, key, val) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    for (uint32_t i = 0; st->line_hits != NULL && i < st->line_span; i++) {
+        if (st->line_hits[i] == 0) {
+            continue;
+        }
+        PyObject *key = PyLong_FromLong(st->line_base + (long)i);
+        PyObject *val = PyLong_FromUnsignedLongLong(st->line_hits[i]);
+        int rc = (key && val) ? PyDict_SetItem(line_hits, key, val) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    res = Py_BuildValue("{s:k,s:k,s:k,s:O,s:O,s:O}", "id", (unsigned long)st->id,
+                        "flags", (unsigned long)st->flags, "seen_gen", (unsigned long)st->seen_gen,
+                        "hits", hits, "line_hits", line_hits,
+                        "dispatch", st->dispatch ? st->dispatch : Py_None);
+error:
+    Py_XDECREF(hits);
+    Py_XDECREF(line_hits);
+    return res;
+}
+
+static PyObject *
+code_reset_counts(PyObject *self, PyObject *code)
+{
+    PYLU_UNUSED(self);
+    pylu_codestate *st = PyCode_Check(code) ? pylu_codestate_peek(code) : NULL;
+    if (st != NULL) {
+        memset(st->hits, 0, sizeof(st->hits));
+        if (st->line_hits != NULL) {
+            memset(st->line_hits, 0, st->line_span * sizeof(uint64_t));
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_counting(PyObject *self, PyObject *on)
+{
+    PYLU_UNUSED(self);
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    pylu_counting = v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_callback_mode(PyObject *self, PyObject *arg)
+{
+    PYLU_UNUSED(self);
+    const char *mode = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (mode != NULL && strcmp(mode, "normal") == 0) {
+        pylu_callback_mode = PYLU_MODE_NORMAL;
+    }
+    else if (mode != NULL && strcmp(mode, "noop") == 0) {
+        pylu_callback_mode = PYLU_MODE_NOOP;
+    }
+    else {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "callback mode must be 'normal' or 'noop'");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+armed_codes(PyObject *self, PyObject *unused)
+{
+    PYLU_UNUSED(self);
+    PYLU_UNUSED(unused);
+    return pylu_registry_codes();
+}
+
+static PyObject *
+monitor_stop(PyObject *self, PyObject *unused)
+{
+    PYLU_UNUSED(self);
+    PYLU_UNUSED(unused);
+    PyObject *codes = pylu_registry_codes();
+    if (codes == NULL) {
+        return NULL;
+    }
+    /* Disarm every code first so no callback can see a half-torn state. */
+    Py_ssize_t n = PyList_GET_SIZE(codes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *code = PyList_GET_ITEM(codes, i);
+        pylu_codestate *st = pylu_codestate_peek(code);
+        if (st != NULL) {
+            st->flags &= PYLU_CS_GENERATOR;
+            Py_CLEAR(st->dispatch);
+            pylu_codestate_set_lines(st, NULL);
+            pylu_registry_remove(code, st);
+        }
+    }
+    exit_users = 0;
+    int rc = pylu_monitor_stop(codes);
+    Py_DECREF(codes);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_decider(PyObject *self, PyObject *callable)
+{
+    PYLU_UNUSED(self);
+    if (pylu_discover_set_decider(callable) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(pylu_match_gen);
+}
+
+static PyObject *
+function_watcher(PyObject *self, PyObject *on)
+{
+    PYLU_UNUSED(self);
+    int v = PyObject_IsTrue(on);
+    if (v < 0 || pylu_discover_watch_functions(v) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* frame_hook(install, forward_only=False) */
+static PyObject *
+frame_hook(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PYLU_UNUSED(self);
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "frame_hook(install, forward_only=False)");
+        return NULL;
+    }
+    int install = PyObject_IsTrue(args[0]);
+    int forward = nargs > 1 ? PyObject_IsTrue(args[1]) : 0;
+    if (install < 0 || forward < 0) {
+        return NULL;
+    }
+    if (pylu_codestate_init() < 0) {
+        return NULL;
+    }
+    int rc = install ? pylu_evalframe_install(forward) : pylu_evalframe_remove();
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+engine_counters(PyObject *self, PyObject *unused)
+{
+    PYLU_UNUSED(self);
+    PYLU_UNUSED(unused);
+    return Py_BuildValue(
+        "{s:i,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:K,s:k,s:s}",
+        "tool_id", pylu_monitor_tool_id(),
+        "frame_hook", pylu_evalframe_installed() ? Py_True : Py_False,
+        "function_watcher", pylu_discover_watching_functions() ? Py_True : Py_False,
+        "counting", pylu_counting ? Py_True : Py_False,
+        "armed", pylu_registry_size(),
+        "callback_calls", (unsigned long long)pylu_callback_calls,
+        "dispatch_errors", (unsigned long long)pylu_dispatch_errors,
+        "frame_hook_calls", (unsigned long long)pylu_evalframe_calls,
+        "decider_calls", (unsigned long long)pylu_decider_calls,
+        "decider_errors", (unsigned long long)pylu_decider_errors,
+        "match_generation", (unsigned long)pylu_match_gen,
+        "callback_mode", pylu_callback_mode == PYLU_MODE_NOOP ? "noop" : "normal");
+}
+
 PyMethodDef pylu_engine_methods[] = {
+    {"code_arm", (PyCFunction)(void (*)(void))code_arm, METH_FASTCALL,
+     "code_arm(code, flags, lines, dispatch, module, qualname, gen_start) -> code id"},
+    {"code_disarm", code_disarm, METH_O, "code_disarm(code): no events, no state, unregistered"},
+    {"code_state", code_state, METH_O, "code_state(code) -> dict or None (debug view)"},
+    {"code_reset_counts", code_reset_counts, METH_O, "zero the debug counts of a code"},
+    {"set_counting", set_counting, METH_O, "count emitted records per code (debug; off by default)"},
+    {"set_callback_mode", set_callback_mode, METH_O, "'normal' or 'noop' (bench floor)"},
+    {"armed_codes", armed_codes, METH_NOARGS, "the registry of armed codes"},
+    {"monitor_stop", monitor_stop, METH_NOARGS,
+     "disarm everything and release the sys.monitoring tool id (documented order)"},
+    {"set_decider", set_decider, METH_O,
+     "set_decider(callable|None) -> generation; callable(code) is asked once per code"},
+    {"function_watcher", function_watcher, METH_O, "function_watcher(on): CREATE -> decider"},
+    {"frame_hook", (PyCFunction)(void (*)(void))frame_hook, METH_FASTCALL,
+     "frame_hook(install, forward_only=False): the PEP 523 hook, chained"},
+    {"engine_counters", engine_counters, METH_NOARGS, "engine state and debug counters"},
     {NULL, NULL, 0, NULL},
 };
 
 int
 pylu_engine_exec(PyObject *module)
 {
-    PYLU_UNUSED(module);
+    static const struct { const char *name; long value; } constants[] = {
+        {"CS_FUNC_RECORDS", PYLU_CS_FUNC_RECORDS}, {"CS_HOOK_RECORDS", PYLU_CS_HOOK_RECORDS},
+        {"CS_PY_START", PYLU_CS_PY_START}, {"CS_PY_EXIT", PYLU_CS_PY_EXIT},
+        {"CS_PY_YIELD", PYLU_CS_PY_YIELD}, {"CS_ARMED", PYLU_CS_ARMED},
+        {"LINE_TIME", PYLU_LINE_TIME}, {"LINE_MARK", PYLU_LINE_MARK},
+        {"LINE_DISPATCH", PYLU_LINE_DISPATCH},
+        {"DISPATCH_START", PYLU_DISPATCH_START}, {"DISPATCH_RETURN", PYLU_DISPATCH_RETURN},
+        {"DISPATCH_UNWIND", PYLU_DISPATCH_UNWIND}, {"DISPATCH_YIELD", PYLU_DISPATCH_YIELD},
+        {"DISPATCH_LINE", PYLU_DISPATCH_LINE},
+        {"EV_CALL", PYLU_EV_CALL}, {"EV_RESUME", PYLU_EV_RESUME}, {"EV_RETURN", PYLU_EV_RETURN},
+        {"EV_YIELD", PYLU_EV_YIELD}, {"EV_UNWIND", PYLU_EV_UNWIND}, {"EV_LINE", PYLU_EV_LINE},
+        {"EV_LINE_MARK", PYLU_EV_LINE_MARK},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
+        if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0) {
+            return -1;
+        }
+    }
     return 0;
 }

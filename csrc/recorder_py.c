@@ -1,35 +1,483 @@
-/* recorder_py.c — placeholder until its part lands; see docs/DESIGN.md. */
+/* recorder_py.c — the recorder's Python API (docs/DESIGN.md §2), exit and fork glue. */
 #include "parts.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "flusher.h"
+#include "live.h"
+#include "logformat.h"
+#include "record.h"
+#include "ring.h"
+
+/* ------------------------------------------------------------------ thread names */
+
+/* Runs in pylu_ring_attach_slow, on a thread that holds the GIL (the contract of
+ * pylu_record). Looks the thread up in threading._active without running Python code
+ * (no property, no call), so it cannot release the GIL or raise into the caller. */
+static void
+thread_name_hook(char *name, size_t size)
+{
+    if (!Py_IsInitialized() || !PyGILState_Check()) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *modules = PySys_GetObject("modules");           /* borrowed */
+    PyObject *threading = modules ? PyDict_GetItemString(modules, "threading") : NULL;
+    PyObject *active = NULL, *key = NULL, *dict = NULL;
+    if (threading != NULL) {
+        PyObject *mdict = PyModule_Check(threading) ? PyModule_GetDict(threading) : NULL;
+        active = mdict ? PyDict_GetItemString(mdict, "_active") : NULL;   /* borrowed */
+    }
+    if (active != NULL && PyDict_CheckExact(active)) {
+        key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        PyObject *thread = key ? PyDict_GetItemWithError(active, key) : NULL;  /* borrowed */
+        if (thread != NULL) {
+            dict = PyObject_GenericGetDict(thread, NULL);
+            PyObject *n = dict && PyDict_CheckExact(dict)
+                              ? PyDict_GetItemString(dict, "_name") : NULL;
+            const char *s = n && PyUnicode_Check(n) ? PyUnicode_AsUTF8(n) : NULL;
+            if (s != NULL) {
+                snprintf(name, size, "%s", s);
+            }
+        }
+    }
+    if (name[0] == '\0' && (pid_t)syscall(SYS_gettid) == getpid()) {
+        snprintf(name, size, "MainThread");   /* threading not imported yet */
+    }
+    Py_XDECREF(key);
+    Py_XDECREF(dict);
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+}
+
+/* ------------------------------------------------------------------ start / stop */
+
+/* sys.argv joined with NULs, for the log header (best effort: empty on any problem). */
+static char *
+argv_blob(size_t *len)
+{
+    *len = 0;
+    PyObject *argv = PySys_GetObject("argv");   /* borrowed */
+    if (argv == NULL || !PyList_Check(argv)) {
+        return NULL;
+    }
+    size_t cap = 256, n = 0;
+    char *blob = malloc(cap);
+    for (Py_ssize_t i = 0; blob != NULL && i < PyList_GET_SIZE(argv); i++) {
+        Py_ssize_t sl;
+        const char *s = PyUnicode_Check(PyList_GET_ITEM(argv, i))
+                            ? PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(argv, i), &sl) : NULL;
+        if (s == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (n + (size_t)sl + 1 > PYLU_HEADER_MAX_ARGV) {
+            break;
+        }
+        while (n + (size_t)sl + 1 > cap) {
+            cap *= 2;
+            char *nb = realloc(blob, cap);
+            if (nb == NULL) {
+                free(blob);
+                return NULL;
+            }
+            blob = nb;
+        }
+        memcpy(blob + n, s, (size_t)sl);
+        n += (size_t)sl;
+        blob[n++] = '\0';
+    }
+    *len = n;
+    return blob;
+}
+
+static PyObject *
+recorder_start(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"directory", "ring_slots", "level", "flush_ms", "frame_ms", NULL};
+    PyObject *dir_obj;
+    unsigned long slots = 65536;
+    int level = 1, flush_ms = 5, frame_ms = 100;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$kiii:recorder_start", kwlist,
+                                     PyUnicode_FSConverter, &dir_obj, &slots, &level,
+                                     &flush_ms, &frame_ms)) {
+        return NULL;
+    }
+    struct pylu_flusher_config cfg = {
+        .directory = PyBytes_AS_STRING(dir_obj),
+        .ring_slots = slots > UINT32_MAX ? 0 : (uint32_t)slots,
+        .level = level,
+        .flush_ms = flush_ms,
+        .frame_ms = frame_ms,
+    };
+    cfg.argv = argv_blob(&cfg.argv_len);
+    char path[4096], err[4608];
+    int rc = pylu_flusher_start(&cfg, path, sizeof path, err, sizeof err);
+    free((char *)cfg.argv);
+    Py_DECREF(dir_obj);
+    if (rc < 0) {
+        PyErr_Format(PyExc_ValueError, "cannot start recording: %s", err);
+        return NULL;
+    }
+    return PyUnicode_DecodeFSDefault(path);
+}
+
+static PyObject *
+recorder_stop(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    /* Halt producers while we hold the GIL: none is inside pylu_record now, and none
+     * will write into a ring once we let go of the GIL for the join. */
+    pylu_registry_halt();
+    Py_BEGIN_ALLOW_THREADS
+    pylu_flusher_stop();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+recorder_flush(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    Py_BEGIN_ALLOW_THREADS
+    pylu_flusher_flush();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+recorder_active(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    return PyBool_FromLong(atomic_load(&pylu_session) != 0);
+}
+
+static PyObject *
+recorder_stats(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    struct pylu_stats st;
+    pylu_flusher_stats(&st);
+    return Py_BuildValue(
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
+        "running", st.running ? Py_True : Py_False,
+        "path", st.path, "clock", st.clock,
+        "events", (unsigned long long)st.events,
+        "dropped", (unsigned long long)st.dropped,
+        "lost_after_error", (unsigned long long)st.lost_after_error,
+        "bytes_written", (unsigned long long)st.bytes_written,
+        "frames", (unsigned long long)st.frames,
+        "threads", (unsigned long long)st.threads,
+        "codes", (unsigned long long)st.codes,
+        "texts", (unsigned long long)st.texts,
+        "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
+}
+
+static PyObject *
+recorder_text(PyObject *module, PyObject *args)
+{
+    int kind;
+    const char *text;
+    Py_ssize_t len;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTuple(args, "is#:recorder_text", &kind, &text, &len)) {
+        return NULL;
+    }
+    if (kind < PYLU_TEXT_DEBUG || kind > PYLU_TEXT_ENGINE) {
+        PyErr_Format(PyExc_ValueError, "text kind must be 1 (debug), 2 (handler) or 3 (engine), "
+                     "not %d", kind);
+        return NULL;
+    }
+    return PyBool_FromLong(pylu_flusher_text(kind, text, (size_t)len) == 0);
+}
+
+static PyObject *
+recorder_emit(PyObject *module, PyObject *args)
+{
+    int kind;
+    unsigned long code_id, line;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTuple(args, "ikk:recorder_emit", &kind, &code_id, &line)) {
+        return NULL;
+    }
+    if (kind < PYLU_EV_CALL || kind > PYLU_EV_LINE_MARK) {
+        PyErr_Format(PyExc_ValueError, "event kind must be 1..7, not %d", kind);
+        return NULL;
+    }
+    if (code_id > UINT32_MAX || line > PYLU_REC_LINE_MAX) {
+        PyErr_SetString(PyExc_ValueError, "code_id must fit in 32 bits and line in 28 bits");
+        return NULL;
+    }
+    pylu_record((pylu_event_kind)kind, (uint32_t)code_id, (uint32_t)line);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+recorder_describe_code(PyObject *module, PyObject *args)
+{
+    unsigned long code_id, firstlineno;
+    const char *qualname, *filename, *modname;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTuple(args, "kssks:recorder_describe_code", &code_id, &qualname,
+                          &filename, &firstlineno, &modname)) {
+        return NULL;
+    }
+    if (code_id > UINT32_MAX || firstlineno > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "code_id and firstlineno must fit in 32 bits");
+        return NULL;
+    }
+    if (pylu_record_code((uint32_t)code_id, qualname, filename, (uint32_t)firstlineno,
+                         modname) < 0) {
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ bench */
+
+/* Called through a pointer so the compiler keeps one call per event, as a callback does. */
+typedef void (*bench_fn)(uint32_t i);
+static void __attribute__((noinline)) bench_noop(uint32_t i) { __asm__ volatile("" ::"r"(i)); }
+static void __attribute__((noinline))
+bench_record(uint32_t i)
+{
+    pylu_record((i & 1) ? PYLU_EV_RETURN : PYLU_EV_CALL, 1 + ((i >> 1) & 7), 0);
+}
+
+static PyObject *
+recorder_bench(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"n", "rate", "baseline", NULL};
+    unsigned long long n;
+    double rate = 0;
+    int baseline = 0;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K|$dp:recorder_bench", kwlist, &n, &rate,
+                                     &baseline)) {
+        return NULL;
+    }
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be positive");
+        return NULL;
+    }
+    volatile bench_fn fn = baseline ? bench_noop : bench_record;
+    uint64_t t0 = pylu_clock_mono_ns();
+    if (rate <= 0) {
+        for (unsigned long long i = 0; i < n; i++) {
+            fn((uint32_t)i);
+        }
+    }
+    else {
+        /* Paced: bursts of 256 events, each burst waits for its slot in time. */
+        double ns_per_event = 1e9 / rate;
+        for (unsigned long long i = 0; i < n; i++) {
+            if ((i & 255) == 0) {
+                uint64_t due = t0 + (uint64_t)((double)i * ns_per_event);
+                while (pylu_clock_mono_ns() < due) {
+                }
+            }
+            fn((uint32_t)i);
+        }
+    }
+    uint64_t t1 = pylu_clock_mono_ns();
+    return PyFloat_FromDouble((double)(t1 - t0) / (double)n);
+}
+
+/* ------------------------------------------------------------------ live aggregates */
+
+typedef struct {
+    PyObject *funcs;
+    PyObject *lines;
+} live_ctx;
+
+static int
+live_func(void *ctx, uint32_t code, uint64_t hits, double total_ns, double self_ns)
+{
+    live_ctx *c = ctx;
+    PyObject *k = PyLong_FromUnsignedLong(code);
+    PyObject *v = Py_BuildValue("(Kdd)", (unsigned long long)hits, total_ns, self_ns);
+    int rc = (k && v) ? PyDict_SetItem(c->funcs, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int
+live_line(void *ctx, uint32_t code, uint32_t line, uint64_t hits, double total_ns)
+{
+    live_ctx *c = ctx;
+    PyObject *k = Py_BuildValue("(kk)", (unsigned long)code, (unsigned long)line);
+    PyObject *v = Py_BuildValue("(Kd)", (unsigned long long)hits, total_ns);
+    int rc = (k && v) ? PyDict_SetItem(c->lines, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return rc;
+}
+
+static PyObject *
+recorder_live(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    live_ctx c = {PyDict_New(), PyDict_New()};
+    if (c.funcs == NULL || c.lines == NULL || pylu_live_snapshot(&c, live_func, live_line) < 0) {
+        Py_XDECREF(c.funcs);
+        Py_XDECREF(c.lines);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, c.funcs, c.lines);
+    Py_DECREF(c.funcs);
+    Py_DECREF(c.lines);
+    return result;
+}
+
+static PyObject *
+recorder_live_reset(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"code_ids", NULL};
+    PyObject *ids = Py_None;
+    PYLU_UNUSED(module);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recorder_live_reset", kwlist, &ids)) {
+        return NULL;
+    }
+    if (ids == Py_None) {
+        pylu_live_reset(NULL, 0);
+        Py_RETURN_NONE;
+    }
+    PyObject *seq = PySequence_Fast(ids, "code_ids must be None or an iterable of ints");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *codes = PyMem_Malloc(sizeof(uint32_t) * (size_t)(n ? n : 1));
+    if (codes == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long v = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if ((v == (unsigned long)-1 && PyErr_Occurred()) || v > UINT32_MAX) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "code ids are 32-bit unsigned ints");
+            }
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        codes[i] = (uint32_t)v;
+    }
+    pylu_live_reset(codes, (size_t)n);
+    PyMem_Free(codes);
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ fork and exit */
+
+static PyObject *
+recorder_after_fork_child(PyObject *module, PyObject *unused)
+{
+    PYLU_UNUSED(module);
+    PYLU_UNUSED(unused);
+    char path[4096], err[4608];
+    int rc = pylu_flusher_restart_in_child(path, sizeof path, err, sizeof err);
+    if (rc < 0) {
+        /* The child runs on; it only loses its own recording, and says so. */
+        PySys_FormatStderr("pyliveupdate: recording not continued in child %d: %s\n",
+                           (int)getpid(), err);
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+stop_at_exit(void)
+{
+    pylu_registry_halt();
+    pylu_flusher_stop();
+}
+
 PyMethodDef pylu_recorder_methods[] = {
+    {"recorder_start", (PyCFunction)(void (*)(void))recorder_start, METH_VARARGS | METH_KEYWORDS,
+     "recorder_start(directory, *, ring_slots=65536, level=1, flush_ms=5, frame_ms=100) -> path"},
+    {"recorder_stop", recorder_stop, METH_NOARGS, "Drain, write the final frame, close the log."},
+    {"recorder_flush", recorder_flush, METH_NOARGS, "Drain now and end the current zstd frame."},
+    {"recorder_active", recorder_active, METH_NOARGS, "True while events are being recorded."},
+    {"recorder_stats", recorder_stats, METH_NOARGS, "Counters of the current or last log."},
+    {"recorder_text", recorder_text, METH_VARARGS, "recorder_text(kind, text): a TEXT record."},
+    {"recorder_emit", recorder_emit, METH_VARARGS, "recorder_emit(kind, code_id, line)."},
+    {"recorder_describe_code", recorder_describe_code, METH_VARARGS,
+     "recorder_describe_code(code_id, qualname, filename, firstlineno, module)."},
+    {"recorder_bench", (PyCFunction)(void (*)(void))recorder_bench, METH_VARARGS | METH_KEYWORDS,
+     "recorder_bench(n, *, rate=0, baseline=False) -> ns per event from a C loop."},
+    {"recorder_live", recorder_live, METH_NOARGS, "(funcs, lines) live aggregates."},
+    {"recorder_live_reset", (PyCFunction)(void (*)(void))recorder_live_reset,
+     METH_VARARGS | METH_KEYWORDS, "recorder_live_reset(code_ids=None)."},
+    {"_recorder_after_fork_child", recorder_after_fork_child, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 int
 pylu_recorder_exec(PyObject *module)
 {
-    PYLU_UNUSED(module);
-    return 0;
-}
+    static int process_hooks_done = 0;
+    int ret = -1;
+    PyObject *os = NULL, *atexit_mod = NULL, *child = NULL, *stop = NULL, *r = NULL;
 
-#include "record.h"
-
-void
-pylu_record_placeholder(pylu_event_kind kind, uint32_t code_id, uint32_t line)
-{
-    PYLU_UNUSED(kind);
-    PYLU_UNUSED(code_id);
-    PYLU_UNUSED(line);
-}
-
-int
-pylu_record_code(uint32_t code_id, const char *qualname, const char *filename,
-                 uint32_t firstlineno, const char *module)
-{
-    PYLU_UNUSED(code_id);
-    PYLU_UNUSED(qualname);
-    PYLU_UNUSED(filename);
-    PYLU_UNUSED(firstlineno);
-    PYLU_UNUSED(module);
-    return 0;
+    pylu_clock_init();
+    pylu_ring_name_hook = thread_name_hook;
+    pylu_flusher_install_atfork();
+    if (PyModule_AddStringConstant(module, "RECORDER_CLOCK", pylu_clock_name()) < 0 ||
+        PyModule_AddIntConstant(module, "LOG_FORMAT_VERSION", PYLU_LOG_VERSION) < 0) {
+        goto error;
+    }
+    if (process_hooks_done) {
+        return 0;
+    }
+    /* A forked child continues recording into its own log; exit flushes everything. */
+    child = PyObject_GetAttrString(module, "_recorder_after_fork_child");
+    stop = PyObject_GetAttrString(module, "recorder_stop");
+    os = PyImport_ImportModule("os");
+    atexit_mod = PyImport_ImportModule("atexit");
+    if (child == NULL || stop == NULL || os == NULL || atexit_mod == NULL) {
+        goto error;
+    }
+    PyObject *kw = Py_BuildValue("{s:O}", "after_in_child", child);
+    PyObject *reg = kw ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+    PyObject *empty = reg ? PyTuple_New(0) : NULL;
+    r = empty ? PyObject_Call(reg, empty, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_XDECREF(reg);
+    Py_XDECREF(empty);
+    if (r == NULL) {
+        goto error;
+    }
+    Py_DECREF(r);
+    r = PyObject_CallMethod(atexit_mod, "register", "O", stop);
+    if (r == NULL) {
+        goto error;
+    }
+    Py_DECREF(r);
+    if (Py_AtExit(stop_at_exit) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "pyliveupdate: no room for an exit handler");
+        goto error;
+    }
+    process_hooks_done = 1;
+    ret = 0;
+error:
+    Py_XDECREF(os);
+    Py_XDECREF(atexit_mod);
+    Py_XDECREF(child);
+    Py_XDECREF(stop);
+    return ret;
 }

@@ -1,0 +1,105 @@
+/* logformat.h — the pyliveupdate log (.pylog) format, version 1. The one place it is defined.
+ *
+ * A log is a fixed header followed by independent zstd frames (checksummed). Each frame
+ * decompresses to a byte stream of records. A frame never depends on an earlier frame's
+ * compression state, so a log cut anywhere (SIGKILL, disk full) is readable up to its last
+ * complete frame; the writer ends a frame at least every frame_ms (100 ms by default).
+ *
+ * Integers are little-endian. "varint" is LEB128 (7 bits per byte, high bit = more),
+ * "zigzag" maps signed to unsigned (0,-1,1,-2 -> 0,1,2,3), "str" is varint length + UTF-8.
+ *
+ * Header (uncompressed, PYLU_HEADER_FIXED bytes + argv):
+ *
+ *   0        8       10      12      16              24              32
+ *   +--------+-------+-------+-------+---------------+---------------+
+ *   | magic  |version|hdr len|  pid  | start_unix_ns |  start_ticks  |
+ *   +--------+-------+-------+-------+---------------+---------------+
+ *   32              40      44        48
+ *   +---------------+-------+---------+----------------------------+
+ *   | ticks_per_sec | clock |argv len | argv (NUL-separated UTF-8)  |
+ *   |   (f64)       | (u32) |  (u32)  |                            |
+ *   +---------------+-------+---------+----------------------------+
+ *   clock: 1 = TSC, 2 = CLOCK_MONOTONIC (ticks are ns). hdr len = 48 + argv len.
+ *
+ * Records in a frame. The first byte is a tag.
+ *
+ *   Event (tag bit 7 set):
+ *     7   6   5   4   3   2   1   0
+ *   +---+-----------+---+---+-------+
+ *   | 1 |   kind    | L | C |  0 0  |   kind: pylu_event_kind (1..7)
+ *   +---+-----------+---+---+-------+   C: zigzag(code_id - previous code_id) follows
+ *   then [zigzag varint code delta if C] [varint line if L] zigzag varint tick delta
+ *   The event belongs to the current thread (last THREAD_SELECT in this frame). Code id
+ *   and tick deltas are against the previous event of that thread in this frame; both
+ *   start at 0 in each frame. L clear means line 0.
+ *
+ *   Other records (tag bit 7 clear):
+ *   THREAD_SELECT 0x01  varint thread          following events belong to this thread
+ *   CODE          0x02  varint code_id, varint firstlineno, str qualname, str filename,
+ *                       str module
+ *   THREAD        0x03  varint thread, varint os_tid, str name   (before its first use)
+ *   TEXT          0x04  varint thread, varint ticks, varint text kind, str text
+ *   DROP          0x05  varint thread, varint dropped so far (cumulative)
+ *   CALIB         0x06  varint ticks, varint ns since the header's start_ticks
+ *   END           0x07  (no payload) the writer closed the log; nothing follows
+ *
+ * Time: ns = calib_ns + (ticks - calib_ticks) * rate, with the latest CALIB point and
+ * rate = (latest - first CALIB) ns per tick once two points exist (else 1e9/ticks_per_sec).
+ * The first CALIB is (start_ticks, 0), written at the head of the first frame.
+ */
+#ifndef PYLU_LOGFORMAT_H
+#define PYLU_LOGFORMAT_H
+
+#include <stdint.h>
+
+#define PYLU_LOG_MAGIC "\x89PYLULG\n"
+#define PYLU_LOG_MAGIC_LEN 8
+#define PYLU_LOG_VERSION 1
+#define PYLU_HEADER_FIXED 48
+#define PYLU_HEADER_MAX_ARGV 16384
+
+#define PYLU_TAG_EVENT 0x80
+#define PYLU_TAG_EVENT_LINE 0x08
+#define PYLU_TAG_EVENT_CODE 0x04
+#define PYLU_TAG_KIND_SHIFT 4
+
+enum {
+    PYLU_TAG_THREAD_SELECT = 0x01,
+    PYLU_TAG_CODE = 0x02,
+    PYLU_TAG_THREAD = 0x03,
+    PYLU_TAG_TEXT = 0x04,
+    PYLU_TAG_DROP = 0x05,
+    PYLU_TAG_CALIB = 0x06,
+    PYLU_TAG_END = 0x07,
+};
+
+/* Header byte offsets. */
+enum {
+    PYLU_HDR_VERSION = 8,
+    PYLU_HDR_SIZE = 10,
+    PYLU_HDR_PID = 12,
+    PYLU_HDR_START_UNIX_NS = 16,
+    PYLU_HDR_START_TICKS = 24,
+    PYLU_HDR_TICKS_PER_SEC = 32,
+    PYLU_HDR_CLOCK = 40,
+    PYLU_HDR_ARGV_LEN = 44,
+};
+
+/* Text kinds for TEXT records (docs/DESIGN.md §2). */
+enum { PYLU_TEXT_DEBUG = 1, PYLU_TEXT_HANDLER = 2, PYLU_TEXT_ENGINE = 3 };
+
+/* The decoded event of LogReader.chunks(): 24 bytes, little-endian. */
+typedef struct {
+    int64_t ts_ns;
+    uint32_t code_id;
+    uint32_t line;
+    uint32_t thread;
+    uint16_t kind;
+    uint16_t pad;
+} pylu_decoded_event;
+
+/* Largest uncompressed frame the writer produces; readers may refuse bigger ones. */
+#define PYLU_FRAME_MAX_BYTES (8u << 20)
+#define PYLU_FRAME_TARGET_BYTES (4u << 20)
+
+#endif

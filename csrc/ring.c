@@ -1,0 +1,169 @@
+/* ring.c — per-thread ring allocation and the registry; see ring.h. */
+#define _GNU_SOURCE
+#include "ring.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread struct pylu_tls_slot pylu_tls __attribute__((tls_model("initial-exec")));
+_Atomic uint32_t pylu_session = 0;
+void (*pylu_ring_name_hook)(char *name, size_t size) = NULL;
+
+static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct pylu_ring *registry_head = NULL;
+static uint32_t registry_slots = 0;
+static uint32_t session_counter = 0;   /* under the mutex; ids are never reused */
+static uint32_t next_thread_index = 0; /* under the mutex */
+static _Atomic uint64_t alloc_failures = 0;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void
+thread_exited(void *value)
+{
+    /* Runs at pthread exit. The ring may belong to an ended session (already freed), so
+     * only mark it if it is still registered. */
+    pthread_mutex_lock(&registry_mutex);
+    for (struct pylu_ring *r = registry_head; r != NULL; r = r->next) {
+        if (r == value) {
+            atomic_store_explicit(&r->orphaned, 1, memory_order_release);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_mutex);
+}
+
+static void
+make_exit_key(void)
+{
+    pthread_key_create(&exit_key, thread_exited);
+}
+
+struct pylu_ring *
+pylu_ring_attach_slow(void)
+{
+    uint32_t session = atomic_load_explicit(&pylu_session, memory_order_acquire);
+    if (session == 0) {
+        return NULL;
+    }
+    pthread_once(&exit_key_once, make_exit_key);
+    struct pylu_ring *r = calloc(1, sizeof *r);
+    uint32_t slots = registry_slots;
+    struct pylu_rec *buf = r ? aligned_alloc(64, (size_t)slots * sizeof(struct pylu_rec)) : NULL;
+    if (buf == NULL) {
+        free(r);
+        atomic_fetch_add_explicit(&alloc_failures, 1, memory_order_relaxed);
+        return NULL;
+    }
+    ck_ring_init(&r->ring, slots);
+    r->buf = buf;
+    r->os_tid = (int32_t)syscall(SYS_gettid);
+    if (pylu_ring_name_hook != NULL) {
+        pylu_ring_name_hook(r->name, sizeof r->name);
+    }
+    if (r->name[0] == '\0') {
+        pthread_getname_np(pthread_self(), r->name, sizeof r->name);
+    }
+    pthread_mutex_lock(&registry_mutex);
+    if (atomic_load_explicit(&pylu_session, memory_order_relaxed) != session) {
+        pthread_mutex_unlock(&registry_mutex);   /* the session ended meanwhile */
+        pylu_ring_free(r);
+        return NULL;
+    }
+    r->thread = next_thread_index++;
+    r->next = registry_head;
+    registry_head = r;
+    pthread_mutex_unlock(&registry_mutex);
+    pthread_setspecific(exit_key, r);
+    pylu_tls.ring = r;
+    pylu_tls.session = session;
+    return r;
+}
+
+uint32_t
+pylu_registry_begin(uint32_t slots)
+{
+    pthread_mutex_lock(&registry_mutex);
+    registry_slots = slots;
+    next_thread_index = 0;
+    if (++session_counter == 0) {
+        session_counter = 1;
+    }
+    uint32_t id = session_counter;
+    atomic_store_explicit(&pylu_session, id, memory_order_release);
+    pthread_mutex_unlock(&registry_mutex);
+    return id;
+}
+
+void
+pylu_registry_halt(void)
+{
+    atomic_store_explicit(&pylu_session, 0, memory_order_release);
+}
+
+void
+pylu_ring_free(struct pylu_ring *ring)
+{
+    if (ring != NULL) {
+        free(ring->buf);
+        free(ring->live);
+        free(ring);
+    }
+}
+
+void
+pylu_registry_free_all(void)
+{
+    pthread_mutex_lock(&registry_mutex);
+    struct pylu_ring *r = registry_head;
+    registry_head = NULL;
+    pthread_mutex_unlock(&registry_mutex);
+    while (r != NULL) {
+        struct pylu_ring *next = r->next;
+        pylu_ring_free(r);
+        r = next;
+    }
+}
+
+uint64_t
+pylu_registry_alloc_failures(void)
+{
+    return atomic_load_explicit(&alloc_failures, memory_order_relaxed);
+}
+
+void pylu_registry_lock(void) { pthread_mutex_lock(&registry_mutex); }
+void pylu_registry_unlock(void) { pthread_mutex_unlock(&registry_mutex); }
+struct pylu_ring *pylu_registry_first(void) { return registry_head; }
+
+void
+pylu_registry_unlink(struct pylu_ring *ring)
+{
+    for (struct pylu_ring **p = &registry_head; *p != NULL; p = &(*p)->next) {
+        if (*p == ring) {
+            *p = ring->next;
+            return;
+        }
+    }
+}
+
+void pylu_registry_atfork_prepare(void) { pthread_mutex_lock(&registry_mutex); }
+void pylu_registry_atfork_parent(void) { pthread_mutex_unlock(&registry_mutex); }
+
+void
+pylu_registry_atfork_child(void)
+{
+    /* The parent's flusher writes what these rings hold; the child only drops its copy. */
+    struct pylu_ring *r = registry_head;
+    registry_head = NULL;
+    atomic_store_explicit(&pylu_session, 0, memory_order_relaxed);
+    atomic_store_explicit(&alloc_failures, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&registry_mutex);
+    while (r != NULL) {
+        struct pylu_ring *next = r->next;
+        pylu_ring_free(r);
+        r = next;
+    }
+}

@@ -1,0 +1,563 @@
+"""Python face of the C engine (docs/DESIGN.md section 4).
+
+The C side (``pyliveupdate._engine``) keeps per-code state and does the per-event work:
+timing points are pure C, handler points call one Python dispatcher per code.  This
+module decides *what* each code needs: the union of every update's requests on it, the
+source of its function records (sys.monitoring or the PEP 523 hook), and the handler
+multiplexing (update-id order, "line after" semantics, error counting, time budgets).
+
+Importing this module takes nothing: no tool id, no hook, no watcher until first use.
+"""
+from __future__ import annotations
+
+import _thread
+import dis
+import sys
+import threading
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from . import _engine
+
+__all__ = [
+    "Request", "arm", "disarm", "watch", "unwatch", "armed_codes", "status",
+    "handler_report", "set_time_budget", "shutdown", "frame_source_refusal",
+    "MAX_CONSECUTIVE_FAILURES",
+]
+
+SOURCES = ("auto", "monitoring", "frame")
+MAX_CONSECUTIVE_FAILURES = 10
+
+# The deepest recursion the frame hook allows on 3.13 (measured by
+# tests/test_engine_frame.py: every Python call then also recurses on the C stack; a
+# forwarding hook reaches ~4,990 frames on 3.13.0).  Programs that allow deeper
+# recursion get sys.monitoring instead.
+FRAME_HOOK_MAX_RECURSION = 4000
+
+_GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+_TEXT_ENGINE_REPORT = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Request:
+    """What one update wants from one code object."""
+    func_timing: bool = False
+    timing_lines: frozenset = frozenset()
+    on_func_begin: Optional[Callable] = None
+    on_func_end: Optional[Callable] = None
+    on_line_before: Optional[Mapping[int, Callable]] = None
+    on_line_after: Optional[Mapping[int, Callable]] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "timing_lines", frozenset(self.timing_lines or ()))
+        for name in ("on_func_begin", "on_func_end"):
+            f = getattr(self, name)
+            if f is not None and not callable(f):
+                raise TypeError("Request.%s must be callable, got %r" % (name, f))
+        for name in ("on_line_before", "on_line_after"):
+            m = getattr(self, name)
+            if m is None:
+                continue
+            if not isinstance(m, Mapping):
+                raise TypeError("Request.%s must be a mapping {line: handler}" % name)
+            for line, f in m.items():
+                if not isinstance(line, int) or isinstance(line, bool):
+                    raise TypeError("Request.%s: line %r is not an int" % (name, line))
+                if not callable(f):
+                    raise TypeError("Request.%s[%d] must be callable, got %r" % (name, line, f))
+            object.__setattr__(self, name, dict(m))
+        for line in self.timing_lines:
+            if not isinstance(line, int) or isinstance(line, bool):
+                raise TypeError("Request.timing_lines: %r is not a line number" % (line,))
+
+    def lines(self):
+        return (set(self.timing_lines) | set(self.on_line_before or ())
+                | set(self.on_line_after or ()))
+
+    def is_empty(self):
+        return not (self.func_timing or self.timing_lines or self.on_func_begin
+                    or self.on_func_end or self.on_line_before or self.on_line_after)
+
+
+class _UpdateStats:
+    """Handler bookkeeping of one update, shared by all its codes."""
+    __slots__ = ("update_id", "calls", "errors", "consecutive", "last_error", "disabled",
+                 "disabled_reason", "time_ns", "budget_ns")
+
+    def __init__(self, update_id):
+        self.update_id = update_id
+        self.calls = 0
+        self.errors = 0
+        self.consecutive = 0
+        self.last_error = None
+        self.disabled = False
+        self.disabled_reason = None
+        self.time_ns = 0
+        self.budget_ns = None
+
+    def report(self):
+        return {
+            "update_id": self.update_id, "calls": self.calls, "errors": self.errors,
+            "consecutive_errors": self.consecutive, "last_error": self.last_error,
+            "disabled": self.disabled, "disabled_reason": self.disabled_reason,
+            "time_spent_s": self.time_ns / 1e9,
+            "time_budget_s": None if self.budget_ns is None else self.budget_ns / 1e9,
+        }
+
+    def switch_off(self, reason):
+        if self.disabled:
+            return
+        self.disabled = True
+        self.disabled_reason = reason
+        _engine_report("update %s: handlers switched off: %s" % (self.update_id, reason))
+
+
+def _engine_report(text):
+    _reports.append(text)
+    del _reports[:-100]
+    recorder_text = getattr(_engine, "recorder_text", None)
+    active = getattr(_engine, "recorder_active", None)
+    try:
+        if recorder_text is not None and active is not None and active():
+            recorder_text(_TEXT_ENGINE_REPORT, text)
+    except Exception:
+        pass
+
+
+def _call_handler(stats, fn, args):
+    """Run one handler; never let anything escape into the program."""
+    if stats.disabled:
+        return
+    stats.calls += 1
+    t0 = time.perf_counter_ns()
+    try:
+        fn(*args)
+    except KeyboardInterrupt:
+        # The user's Ctrl-C belongs to the program, not to the handler.
+        _thread.interrupt_main()
+        stats.consecutive = 0
+    except BaseException as exc:  # noqa: B902 — a handler must never disturb the target
+        stats.errors += 1
+        stats.consecutive += 1
+        stats.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if stats.consecutive >= MAX_CONSECUTIVE_FAILURES:
+            stats.switch_off("%d consecutive failures; last: %s"
+                             % (stats.consecutive, stats.last_error))
+    else:
+        stats.consecutive = 0
+    finally:
+        stats.time_ns += time.perf_counter_ns() - t0
+        if stats.budget_ns is not None and stats.time_ns > stats.budget_ns:
+            stats.switch_off("time budget of %.3f s exceeded" % (stats.budget_ns / 1e9))
+
+
+class _Dispatcher:
+    """Called from C for one code: (kind, frame, line, arg).  Runs every update's
+    handlers for that point in update-id order."""
+    __slots__ = ("begin", "end", "before", "after", "pending")
+
+    def __init__(self, begin, end, before, after):
+        self.begin = begin      # [(stats, f)]
+        self.end = end          # [(stats, f)]
+        self.before = before    # {line: [(stats, f)]}
+        self.after = after      # {line: [(stats, f)]}
+        self.pending = {}       # frame -> line whose "after" handlers are due
+
+    def __call__(self, kind, frame, line, arg):
+        if kind == _engine.DISPATCH_LINE:
+            if self.pending:
+                self._close(frame)
+            handlers = self.before.get(line)
+            if handlers:
+                for stats, fn in handlers:
+                    _call_handler(stats, fn, (frame, line))
+            if line in self.after:
+                self.pending[frame] = line
+        elif kind == _engine.DISPATCH_START:
+            for stats, fn in self.begin:
+                _call_handler(stats, fn, (frame,))
+        elif kind == _engine.DISPATCH_RETURN or kind == _engine.DISPATCH_UNWIND:
+            if self.pending:
+                self._close(frame)
+            if self.end:
+                retval, exc = (arg, None) if kind == _engine.DISPATCH_RETURN else (None, arg)
+                for stats, fn in self.end:
+                    _call_handler(stats, fn, (frame, retval, exc))
+        elif kind == _engine.DISPATCH_YIELD:
+            # The slice ends at a yield: the line's "after" runs now.
+            if self.pending:
+                self._close(frame)
+
+    def _close(self, frame):
+        line = self.pending.pop(frame, None)
+        if line is not None:
+            for stats, fn in self.after[line]:
+                _call_handler(stats, fn, (frame, line))
+
+
+class _Armed:
+    """One armed code: every update's request on it."""
+    __slots__ = ("code", "module", "qualname", "requests", "code_id", "hooked")
+
+    def __init__(self, code, module, qualname):
+        self.code = code
+        self.module = module
+        self.qualname = qualname
+        self.requests = {}   # update_id -> (Request, resolved source)
+        self.code_id = None
+        self.hooked = False
+
+
+_lock = threading.RLock()
+_armed: dict = {}           # code -> _Armed
+_stats: dict = {}           # update_id -> _UpdateStats
+_watches: dict = {}         # update_id -> (matcher, resolved source)
+_reports: list = []
+_matcher_errors = {"count": 0, "last": None}
+_state = {"frame_refusal": None, "gen_offsets": {}}
+
+
+# --- sources -----------------------------------------------------------------------
+
+def frame_source_refusal():
+    """Why the PEP 523 source cannot be used now, or None if it can."""
+    if sys.version_info < (3, 13):
+        return ("the frame hook is refused on Python 3.12: under a hook every Python "
+                "call also recurses on the C stack, and recursion then fails near depth "
+                "750, below the default limit of 1000")
+    limit = sys.getrecursionlimit()
+    if limit > FRAME_HOOK_MAX_RECURSION:
+        return ("the frame hook is refused: sys.getrecursionlimit() is %d, above the %d "
+                "frames the hook allows" % (limit, FRAME_HOOK_MAX_RECURSION))
+    return None
+
+
+def _resolve(source, wide):
+    if source not in SOURCES:
+        raise ValueError("source must be one of %s, got %r" % (", ".join(SOURCES), source))
+    if source == "monitoring" or (source == "auto" and not wide):
+        return "monitoring"
+    refusal = frame_source_refusal()
+    _state["frame_refusal"] = refusal
+    return "monitoring" if refusal else "frame"
+
+
+def _update_frame_hook():
+    want = any(a.hooked for a in _armed.values()) or any(
+        src == "frame" for _, src in _watches.values())
+    installed = _engine.engine_counters()["frame_hook"]
+    if want and not installed:
+        _engine.frame_hook(True)
+    elif not want and installed:
+        _engine.frame_hook(False)
+
+
+# --- line analysis -----------------------------------------------------------------
+
+def _code_lines(code):
+    return {line for _, _, line in code.co_lines() if line is not None}
+
+
+def _instr_line(ins):
+    pos = ins.positions
+    return pos.lineno if pos is not None else None
+
+
+def _following_lines(code, lines):
+    """Lines that can start right after one of `lines` finishes: where a slice of those
+    lines ends (fall-through, jump targets, exception handlers).  Over-approximates."""
+    if not lines:
+        return set()
+    instrs = list(dis.get_instructions(code))
+    by_offset = {ins.offset: n for n, ins in enumerate(instrs)}
+    entries = dis.Bytecode(code).exception_entries
+    eff = []
+    last = None
+    for ins in instrs:
+        ln = _instr_line(ins)
+        last = ln if ln is not None else last
+        eff.append(last)
+    out = set()
+
+    def land(n):
+        while n < len(instrs) and _instr_line(instrs[n]) is None:
+            n += 1
+        if n < len(instrs):
+            out.add(_instr_line(instrs[n]))
+
+    for n, ins in enumerate(instrs):
+        if eff[n] not in lines:
+            continue
+        land(n + 1)
+        target = getattr(ins, "jump_target", None)
+        if target is None and (ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs):
+            target = ins.argval
+        if isinstance(target, int) and target in by_offset:
+            land(by_offset[target])
+        for e in entries:
+            if e.start <= ins.offset < e.end and e.target in by_offset:
+                land(by_offset[e.target])
+    out.discard(None)
+    return out
+
+
+def _gen_start(code):
+    if not code.co_flags & _GEN_FLAGS:
+        return -1
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RETURN_GENERATOR":
+            return ins.offset
+    return -1
+
+
+# --- arming ------------------------------------------------------------------------
+
+def _apply(entry):
+    """Arm the union of the requests on entry.code (or disarm it if none is left)."""
+    code = entry.code
+    if not entry.requests:
+        _engine.code_disarm(code)
+        del _armed[code]
+        return
+    items = sorted(entry.requests.items(), key=lambda kv: _order_key(kv[0]))
+    flags = 0
+    timing = set()
+    begin, end, before, after = [], [], {}, {}
+    for uid, (req, src) in items:
+        stats = _stats_for(uid)
+        if req.func_timing:
+            flags |= _engine.CS_HOOK_RECORDS if src == "frame" else _engine.CS_FUNC_RECORDS
+        timing |= req.timing_lines
+        if req.on_func_begin is not None:
+            begin.append((stats, req.on_func_begin))
+        if req.on_func_end is not None:
+            end.append((stats, req.on_func_end))
+        for line, fn in (req.on_line_before or {}).items():
+            before.setdefault(line, []).append((stats, fn))
+        for line, fn in (req.on_line_after or {}).items():
+            after.setdefault(line, []).append((stats, fn))
+    if timing:
+        flags |= _engine.CS_FUNC_RECORDS  # readers keep a frame stack for line slices
+    if begin:
+        flags |= _engine.CS_PY_START
+    if end or after:
+        flags |= _engine.CS_PY_EXIT
+    if after:
+        flags |= _engine.CS_PY_YIELD
+    line_bits = {}
+    for line in timing:
+        line_bits[line] = _engine.LINE_TIME
+    for line in _following_lines(code, timing) - timing:
+        line_bits[line] = _engine.LINE_MARK
+    dispatch_lines = set(before) | set(after) | _following_lines(code, set(after))
+    for line in dispatch_lines:
+        line_bits[line] = line_bits.get(line, 0) | _engine.LINE_DISPATCH
+    dispatcher = None
+    if begin or end or before or after:
+        dispatcher = _Dispatcher(begin, end, before, after)
+    entry.code_id = _engine.code_arm(code, flags, line_bits or None, dispatcher,
+                                     entry.module, entry.qualname, _gen_start(code))
+    entry.hooked = bool(flags & _engine.CS_HOOK_RECORDS)
+
+
+def _order_key(update_id):
+    # update ids are ints in practice; keep a total order for anything else
+    return (0, update_id, "") if isinstance(update_id, int) else (1, 0, str(update_id))
+
+
+def _stats_for(update_id):
+    stats = _stats.get(update_id)
+    if stats is None:
+        stats = _stats[update_id] = _UpdateStats(update_id)
+    return stats
+
+
+def _check_lines(code, req):
+    wanted = req.lines()
+    if not wanted:
+        return
+    valid = _code_lines(code)
+    bad = sorted(wanted - valid)
+    if bad:
+        raise ValueError("line(s) %s are not lines of %s (%s:%d); its lines are %s"
+                         % (", ".join(map(str, bad)), code.co_qualname, code.co_filename,
+                            code.co_firstlineno, _ranges(sorted(valid))))
+
+
+def _ranges(lines):
+    out, start, prev = [], None, None
+    for ln in lines:
+        if start is None:
+            start = prev = ln
+        elif ln == prev + 1:
+            prev = ln
+        else:
+            out.append((start, prev))
+            start = prev = ln
+    if start is not None:
+        out.append((start, prev))
+    return ", ".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in out) or "none"
+
+
+def arm(update_id, code, req, module=None, qualname=None, source="auto"):
+    """Arm `req` of update `update_id` on `code` (replacing that update's earlier
+    request there).  Bad input raises before anything changes."""
+    if not isinstance(code, types.CodeType):
+        raise TypeError("arm() needs a code object, got %s" % type(code).__name__)
+    if not isinstance(req, Request):
+        raise TypeError("arm() needs an engine.Request, got %s" % type(req).__name__)
+    if module is not None and not isinstance(module, str):
+        raise TypeError("module must be a str or None")
+    if qualname is not None and not isinstance(qualname, str):
+        raise TypeError("qualname must be a str or None")
+    _check_lines(code, req)
+    src = _resolve(source, wide=False) if source != "frame" else _resolve(source, wide=True)
+    with _lock:
+        entry = _armed.get(code)
+        created = entry is None
+        if created:
+            entry = _armed[code] = _Armed(code, module, qualname or code.co_qualname)
+        previous = entry.requests.get(update_id)
+        entry.requests[update_id] = (req, src)
+        try:
+            _apply(entry)
+            _update_frame_hook()
+        except BaseException:
+            # leave things as they were
+            if previous is None:
+                entry.requests.pop(update_id, None)
+            else:
+                entry.requests[update_id] = previous
+            try:
+                if created and not entry.requests:
+                    _engine.code_disarm(code)
+                    _armed.pop(code, None)
+                else:
+                    _apply(entry)
+            except Exception:
+                pass
+            raise
+        return entry.code_id
+
+
+def disarm(update_id, code=None):
+    """Remove update `update_id` from one code, or from every code it armed."""
+    with _lock:
+        if code is not None:
+            entries = [_armed[code]] if code in _armed else []
+        else:
+            entries = [e for e in _armed.values() if update_id in e.requests]
+        for entry in entries:
+            if entry.requests.pop(update_id, None) is not None:
+                _apply(entry)
+        _update_frame_hook()
+
+
+def armed_codes(update_id=None):
+    with _lock:
+        return [c for c, e in _armed.items() if update_id is None or update_id in e.requests]
+
+
+def set_time_budget(update_id, seconds):
+    """Switch the update's handlers off once they have spent `seconds` in total
+    (None: no budget)."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
+        raise ValueError("time budget must be a positive number of seconds or None")
+    with _lock:
+        _stats_for(update_id).budget_ns = None if seconds is None else int(seconds * 1e9)
+
+
+def handler_report(update_id):
+    with _lock:
+        stats = _stats.get(update_id)
+        return stats.report() if stats is not None else _UpdateStats(update_id).report()
+
+
+# --- watching: code seen later -------------------------------------------------------
+
+def _decide(code):
+    """Asked by C once per code (per matcher generation)."""
+    for uid in sorted(_watches, key=_order_key):
+        matcher, src = _watches[uid]
+        try:
+            hit = matcher(code)
+        except Exception as exc:
+            _matcher_errors["count"] += 1
+            _matcher_errors["last"] = "update %s: %s" % (
+                uid, "".join(traceback.format_exception_only(type(exc), exc)).strip())
+            continue
+        if not hit:
+            continue
+        try:
+            req, module, qualname = hit
+            arm(uid, code, req, module=module, qualname=qualname,
+                source="frame" if src == "frame" else "monitoring")
+        except Exception as exc:
+            _matcher_errors["count"] += 1
+            _matcher_errors["last"] = "update %s: arming %s failed: %s" % (
+                uid, getattr(code, "co_qualname", code), exc)
+
+
+def watch(update_id, matcher, source="auto"):
+    """matcher(code) -> (Request, module, qualname) | None is asked once for every code
+    seen later: at its first run (frame source) or when a function is created with it
+    (monitoring source)."""
+    if not callable(matcher):
+        raise TypeError("matcher must be callable")
+    src = _resolve(source, wide=True)
+    with _lock:
+        _watches[update_id] = (matcher, src)
+        _engine.set_decider(_decide)  # new generation: every code is asked again
+        _engine.function_watcher(any(s == "monitoring" for _, s in _watches.values()))
+        _update_frame_hook()
+    return src
+
+
+def unwatch(update_id):
+    with _lock:
+        if _watches.pop(update_id, None) is None:
+            return
+        _engine.set_decider(_decide if _watches else None)
+        _engine.function_watcher(any(s == "monitoring" for _, s in _watches.values()))
+        _update_frame_hook()
+
+
+# --- state -------------------------------------------------------------------------
+
+def status():
+    with _lock:
+        counters = _engine.engine_counters()
+        sources = {"monitoring": 0, "frame": 0}
+        for entry in _armed.values():
+            for _, src in entry.requests.values():
+                sources[src] += 1
+        return {
+            "tool_id": counters["tool_id"] if counters["tool_id"] >= 0 else None,
+            "sources": sources,
+            "frame_hook_installed": counters["frame_hook"],
+            "function_watcher": counters["function_watcher"],
+            "frame_source_refusal": frame_source_refusal(),
+            "armed_codes": len(_armed),
+            "watches": {uid: src for uid, (_, src) in _watches.items()},
+            "handler_errors": sum(s.errors for s in _stats.values()),
+            "handlers_disabled": sorted((uid for uid, s in _stats.items() if s.disabled),
+                                        key=_order_key),
+            "dispatch_errors": counters["dispatch_errors"],
+            "matcher_errors": dict(_matcher_errors),
+            "reports": list(_reports),
+        }
+
+
+def shutdown():
+    """Disarm everything, unregister callbacks, free the tool id, remove the hook."""
+    with _lock:
+        _watches.clear()
+        _engine.set_decider(None)
+        _engine.function_watcher(False)
+        _engine.monitor_stop()
+        _armed.clear()
+        if _engine.engine_counters()["frame_hook"]:
+            _engine.frame_hook(False)

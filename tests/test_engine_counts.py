@@ -1,0 +1,139 @@
+"""Function and line event counts equal what cProfile and a line tracer count."""
+from support_engine import WORKLOAD_FUNCS, expected_source, run_script, source_param
+
+
+@source_param()
+def test_function_counts_equal_cprofile(tmp_path, source):
+    result, _ = run_script(tmp_path, '''
+        import cProfile, pstats
+        _engine.set_counting(True)
+        codes = workload_codes()
+        for name, code in codes.items():
+            engine.arm(1, code, engine.Request(func_timing=True), module="workload",
+                       source=$SOURCE)
+        prof = cProfile.Profile()
+        prof.enable()
+        workload.main()
+        prof.disable()
+        st = engine.status()
+        ours = {name: slices(code) for name, code in codes.items()}
+        theirs = {}
+        for (filename, line, name), row in pstats.Stats(prof).stats.items():
+            if filename.endswith("workload.py"):
+                theirs[name] = row[1]
+        engine.shutdown()
+        emit({"ours": ours, "theirs": theirs, "sources": st["sources"],
+              "hook": st["frame_hook_installed"], "refusal": st["frame_source_refusal"]})
+    '''.replace("$SOURCE", repr(source)))
+    assert set(result["theirs"]) >= set(WORKLOAD_FUNCS) - {"main"}
+    for name, calls in result["theirs"].items():
+        opened, closed = result["ours"][name]
+        assert opened == calls, (name, result["ours"][name], calls)
+        assert closed == opened, name
+    used = expected_source(source)
+    assert result["sources"][used] == len(result["ours"])
+    assert result["hook"] == (used == "frame")
+    if source == "frame" and used == "monitoring":
+        assert "3.12" in result["refusal"]
+
+
+@source_param()
+def test_function_counts_whole_workload_by_watch(tmp_path, source):
+    """A wide-scope update: the workload module is imported *after* watch()."""
+    result, _ = run_script(tmp_path.joinpath(), '''
+        import cProfile, pstats, importlib
+        _engine.set_counting(True)
+        sys.modules.pop("workload")
+        def matcher(code):
+            if code.co_filename.endswith("workload.py"):
+                return engine.Request(func_timing=True), "workload", code.co_qualname
+            return None
+        src = engine.watch(7, matcher, source=$SOURCE)
+        prof = cProfile.Profile()
+        prof.enable()
+        import workload
+        workload.main()
+        prof.disable()
+        codes = workload_codes()
+        ours = {name: slices(code) for name, code in codes.items()}
+        theirs = {}
+        for (filename, line, name), row in pstats.Stats(prof).stats.items():
+            if filename.endswith("workload.py") and name != "<module>":
+                theirs[name] = row[1]
+        armed = len(engine.armed_codes(7))
+        engine.unwatch(7)
+        hook_after_unwatch = engine.status()["frame_hook_installed"]
+        engine.disarm(7)
+        hook_after_disarm = engine.status()["frame_hook_installed"]
+        engine.shutdown()
+        emit({"ours": ours, "theirs": theirs, "src": src, "armed": armed,
+              "hook_after_unwatch": hook_after_unwatch, "hook_after_disarm": hook_after_disarm})
+    '''.replace("$SOURCE", repr(source)))
+    assert result["src"] == expected_source(source)
+    for name in WORKLOAD_FUNCS:
+        calls = result["theirs"][name]
+        assert result["ours"][name][0] == calls, (name, result["ours"][name], calls)
+    assert result["armed"] >= len(WORKLOAD_FUNCS)
+    assert result["hook_after_disarm"] is False
+
+
+def test_line_counts_equal_a_line_tracer(tmp_path):
+    result, _ = run_script(tmp_path, '''
+        _engine.set_counting(True)
+        codes = workload_codes()
+        targets = ["oneliners", "mid", "rec", "gen", "catcher", "coro", "thrower", "fails"]
+        for name in targets:
+            code = codes[name]
+            lines = frozenset(l for _, _, l in code.co_lines() if l is not None)
+            engine.arm(1, code, engine.Request(timing_lines=lines), module="workload")
+        traced = {}
+        wanted = {codes[n]: n for n in targets}
+        def tracer(frame, event, arg):
+            name = wanted.get(frame.f_code)
+            if name is None:
+                return None
+            def local(frame, event, arg):
+                if event == "line":
+                    key = "%s:%d" % (name, frame.f_lineno)
+                    traced[key] = traced.get(key, 0) + 1
+                return local
+            return local
+        sys.settrace(tracer)
+        workload.main()
+        sys.settrace(None)
+        ours = {}
+        for name in targets:
+            st = _engine.code_state(codes[name])
+            for line, n in st["line_hits"].items():
+                ours["%s:%s" % (name, line)] = n
+        engine.shutdown()
+        emit({"ours": ours, "traced": traced})
+    ''')
+    assert result["traced"], "the tracer saw nothing"
+    assert result["ours"] == result["traced"]
+
+
+def test_partial_line_timing_marks_only_following_lines(tmp_path):
+    """Unprofiled lines that can follow a profiled one close its slice (LINE_MARK);
+    the others are disabled and cost nothing."""
+    result, _ = run_script(tmp_path, '''
+        _engine.set_counting(True)
+        code = workload.catcher.__code__
+        first = code.co_firstlineno
+        # profile only the "fails(i)" line (first + 4)
+        engine.arm(1, code, engine.Request(timing_lines={first + 4}), module="workload")
+        workload.catcher(7)
+        st = _engine.code_state(code)
+        engine.shutdown()
+        emit({"first": first, "hits": st["hits"], "lines": st["line_hits"]})
+    ''')
+    first = result["first"]
+    lines = {int(k) - first: v for k, v in result["lines"].items()}
+    assert lines[4] == 7                       # fails(i): profiled, 7 times
+    assert result["hits"]["6"] == 7            # LINE records
+    # after fails(i): either the loop head (normal) or the except line (raise)
+    assert lines.get(5) == 3                   # "except ValueError" for 0, 3, 6
+    assert lines.get(2) == 8                   # the loop head: 7 iterations + the exit
+    assert lines.get(1) is None                # "caught = 0" never follows it: disabled
+    assert lines.get(6) is None                # "caught += 1" only follows "except"
+    assert result["hits"]["7"] == sum(v for k, v in lines.items() if k != 4)

@@ -1,0 +1,153 @@
+"""LogReader: exact decoding, the chunks() fast path, damaged and foreign files."""
+import os
+import shutil
+import struct
+
+import pytest
+
+from pyliveupdate import _engine
+from support_recorder import Log, private_dir
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BATCH = 3000
+
+
+@pytest.fixture
+def batched_log(tmp_path):
+    """A log whose frame i holds exactly batch i (code id 100 + i), 5 batches."""
+    d = private_dir(tmp_path / "logs")
+    path = _engine.recorder_start(d, flush_ms=1, frame_ms=60000)
+    try:
+        for i in range(5):
+            for j in range(BATCH):
+                _engine.recorder_emit(6, 100 + i, j + 1)
+            _engine.recorder_flush()
+    finally:
+        _engine.recorder_stop()
+    data = open(path, "rb").read()
+    header_size = 48 + struct.unpack_from("<I", data, 44)[0]
+    starts = []
+    at = data.find(ZSTD_MAGIC, header_size)
+    while at >= 0:
+        starts.append(at)
+        at = data.find(ZSTD_MAGIC, at + 1)
+    return path, data, starts
+
+
+def batches_in(log):
+    codes = sorted({e[4] for e in log.events})
+    for c in codes:
+        assert [e[5] for e in log.events if e[4] == c] == list(range(1, BATCH + 1))
+    return [c - 100 for c in codes]
+
+
+def test_whole_log(batched_log):
+    path, data, starts = batched_log
+    log = Log(path)
+    assert log.complete and log.error is None
+    assert batches_in(log) == [0, 1, 2, 3, 4]
+    assert len(starts) >= 6   # five batch frames and the final one
+
+
+def test_chunks_match_the_tuple_path(batched_log):
+    path, _, _ = batched_log
+    tuples = [e[1:] for e in Log(path).events]
+    r = _engine.LogReader(path)
+    from_chunks, metas = [], []
+    for events, m in r.chunks():
+        assert len(events) % _engine.LOG_EVENT_SIZE == 0 and _engine.LOG_EVENT_SIZE == 24
+        for ts, code, line, thread, kind, _pad in struct.iter_unpack("<qIIIHH", events):
+            from_chunks.append((kind, thread, ts, code, line))
+        metas.extend(m)
+    assert from_chunks == tuples
+    assert r.complete and r.error is None
+    assert any(m[0] == "thread" for m in metas)
+
+
+@pytest.mark.parametrize("cut_frame", [1, 3])
+def test_truncated_log_gives_complete_frames_then_says_where(batched_log, tmp_path, cut_frame):
+    path, data, starts = batched_log
+    cut = tmp_path / "cut.pylog"
+    cut.write_bytes(data[:starts[cut_frame] + (starts[cut_frame + 1] - starts[cut_frame]) // 2])
+    log = Log(str(cut))
+    assert not log.complete
+    assert log.error == "truncated at byte %d: incomplete zstd frame" % starts[cut_frame]
+    assert batches_in(log) == list(range(cut_frame))
+
+
+def test_corrupt_frame_gives_earlier_frames_then_says_where(batched_log, tmp_path):
+    path, data, starts = batched_log
+    bad = bytearray(data)
+    mid = starts[2] + (starts[3] - starts[2]) // 2
+    bad[mid] ^= 0xFF
+    p = tmp_path / "bad.pylog"
+    p.write_bytes(bytes(bad))
+    log = Log(str(p))
+    assert not log.complete
+    assert log.error.startswith("corrupt frame at byte %d: " % starts[2]), log.error
+    assert batches_in(log) == [0, 1]
+
+
+def test_cut_at_a_frame_boundary_is_clean_but_incomplete(batched_log, tmp_path):
+    path, data, starts = batched_log
+    p = tmp_path / "boundary.pylog"
+    p.write_bytes(data[:starts[4]])
+    log = Log(str(p))
+    assert log.error is None and not log.complete
+    assert batches_in(log) == [0, 1, 2, 3]
+
+
+def test_empty_and_foreign_files_are_refused(tmp_path, batched_log):
+    path, data, _ = batched_log
+    empty = tmp_path / "empty.pylog"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty file, not a pyliveupdate log"):
+        _engine.LogReader(str(empty))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a log\n" * 10)
+    with pytest.raises(ValueError, match="not a pyliveupdate log"):
+        _engine.LogReader(str(text))
+    with pytest.raises(ValueError, match="not a pyliveupdate log"):
+        _engine.LogReader(shutil.which("sh"))
+    future = tmp_path / "future.pylog"
+    future.write_bytes(data[:8] + struct.pack("<H", 99) + data[10:])
+    with pytest.raises(ValueError, match="version 99"):
+        _engine.LogReader(str(future))
+    short = tmp_path / "short.pylog"
+    short.write_bytes(data[:20])
+    with pytest.raises(ValueError, match="truncated header"):
+        _engine.LogReader(str(short))
+    with pytest.raises(FileNotFoundError):
+        _engine.LogReader(str(tmp_path / "nope.pylog"))
+    with pytest.raises(ValueError, match="not a regular file"):
+        _engine.LogReader(str(tmp_path))
+
+
+def test_reading_a_log_that_is_still_being_written(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    path = _engine.recorder_start(d, frame_ms=60000)
+    try:
+        for j in range(1000):
+            _engine.recorder_emit(1, 9, 0)
+        _engine.recorder_flush()
+        for j in range(1000):   # still in the open frame
+            _engine.recorder_emit(3, 9, 0)
+        log = Log(path)
+        assert log.error is None and not log.complete
+        assert [e[1] for e in log.events] == [1] * 1000
+    finally:
+        _engine.recorder_stop()
+    assert len(Log(path).events) == 2000
+
+
+def test_header_fields(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    path = _engine.recorder_start(d)
+    _engine.recorder_stop()
+    h = _engine.LogReader(path).header
+    assert h["pid"] == os.getpid()
+    assert h["clock"] == _engine.RECORDER_CLOCK
+    assert h["ticks_per_sec"] > 1e6
+    assert isinstance(h["argv"], list)
+    assert os.path.basename(path).startswith("pylu-%d-" % os.getpid())
+    assert os.stat(path).st_mode & 0o777 == 0o600

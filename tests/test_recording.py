@@ -1,0 +1,192 @@
+"""The recording path end to end: rings, flusher, log, counted exactly on the reader side."""
+import json
+import os
+
+import pytest
+
+from pyliveupdate import _engine
+from support_recorder import (EV_CALL, EV_LINE, EV_LINE_MARK, EV_RESUME, EV_RETURN,
+                              EV_UNWIND, EV_YIELD, Log, logs_in, private_dir, run_child)
+
+
+def test_events_come_back_in_order_with_their_metadata(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        e.recorder_describe_code(7, "Cls.meth", "/src/mod.py", 40, "pkg.mod")
+        path = e.recorder_start({d!r})
+        seq = [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),
+               (5, 7, 0), (1, 300000, 0), (3, 300000, 0), (6, 7, 0x0FFFFFFF)]
+        for k, c, l in seq:
+            e.recorder_emit(k, c, l)
+        e.recorder_describe_code(300000, "late", "/src/late.py", 1, "late")
+        e.recorder_text(2, "handler said: héllo")
+        e.recorder_stop()
+        print(json.dumps([path, e.recorder_stats()]))
+    """)
+    assert out.returncode == 0, out.stderr
+    path, stats = json.loads(out.stdout)
+    assert stats["events"] == 10 and stats["dropped"] == 0 and stats["error"] is None
+    log = Log(path)
+    assert log.error is None and log.complete
+    assert log.header["pid"] > 0 and log.header["version"] == 1
+    assert log.header["clock"] in ("tsc", "monotonic")
+    got = [(e[1], e[4], e[5]) for e in log.events]
+    assert got == [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),
+                   (5, 7, 0), (1, 300000, 0), (3, 300000, 0), (6, 7, 0x0FFFFFFF)]
+    ts = [e[3] for e in log.events]
+    assert ts == sorted(ts) and ts[0] >= 0
+    assert log.codes()[7] == ("Cls.meth", "/src/mod.py", 40, "pkg.mod")
+    # metadata precedes its first use: code 7 was described before any event
+    first_event = log.items.index(log.events[0])
+    assert any(m[0] == "code" and m[1] == 7 for m in log.items[:first_event])
+    (text,) = [m for m in log.metas if m[0] == "text"]
+    assert text[3] == 2 and text[4] == "handler said: héllo"
+    threads = log.threads()
+    assert threads[0][1] == "MainThread" and threads[0][0] > 0
+
+
+def test_many_threads_are_counted_exactly(tmp_path):
+    """12 threads on 2 cores, produced = read + dropped for every thread."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, threading
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, ring_slots=1024, flush_ms=2)
+        N = 20000
+        barrier = threading.Barrier(12)
+        def work(i):
+            barrier.wait()
+            for j in range(N):
+                e.recorder_emit(1 + (j % 7), 1000 + i, j % 50)
+        ts = [threading.Thread(target=work, args=(i,), name="w%d" % i) for i in range(12)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        e.recorder_stop()
+        print(json.dumps([path, N, e.recorder_stats()]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, n, stats = json.loads(out.stdout)
+    log = Log(path)
+    assert log.error is None and log.complete
+    per_thread = log.events_per_thread()
+    drops = log.drops_per_thread()
+    names = log.threads()
+    workers = [t for t, (_, name) in names.items() if name.startswith("w")]
+    assert len(workers) == 12
+    for t in workers:
+        assert per_thread.get(t, 0) + drops.get(t, 0) == n, (t, per_thread.get(t), drops.get(t))
+        codes = {e[4] for e in log.events if e[2] == t}
+        assert len(codes) == 1   # each thread's events carry its own code id
+    assert stats["events"] == len(log.events)
+    assert stats["events"] + stats["dropped"] == 12 * n
+    assert stats["threads"] == 12
+
+
+def test_a_tiny_ring_reports_its_drops(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, ring_slots=4, flush_ms=50)
+        e.recorder_bench(200000)          # flat out from a C loop: a 3-record ring overflows
+        e.recorder_stop()
+        print(json.dumps([path, e.recorder_stats()]))
+    """)
+    assert out.returncode == 0, out.stderr
+    path, stats = json.loads(out.stdout)
+    log = Log(path)
+    assert stats["dropped"] > 0
+    assert len(log.events) + sum(log.drops_per_thread().values()) == 200000
+    assert stats["events"] == len(log.events)
+    assert stats["dropped"] == sum(log.drops_per_thread().values())
+
+
+def test_bad_arguments_are_refused_and_change_nothing(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    with pytest.raises(ValueError, match="power of two"):
+        _engine.recorder_start(d, ring_slots=1000)
+    with pytest.raises(ValueError, match="level"):
+        _engine.recorder_start(d, level=99)
+    with pytest.raises(ValueError, match="cannot create"):
+        _engine.recorder_start(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="kind"):
+        _engine.recorder_emit(9, 1, 1)
+    with pytest.raises(ValueError, match="text kind"):
+        _engine.recorder_text(7, "x")
+    assert not _engine.recorder_active()
+    assert os.listdir(d) == []
+    path = _engine.recorder_start(d)
+    try:
+        with pytest.raises(ValueError, match="already running"):
+            _engine.recorder_start(d)
+        assert _engine.recorder_active()
+    finally:
+        _engine.recorder_stop()
+    assert logs_in(d) == [path]
+    assert Log(path).complete
+
+
+def test_exit_flushes_everything(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        from pyliveupdate import _engine as e
+        e.recorder_start({d!r}, flush_ms=1000, frame_ms=60000)
+        for i in range(50000):
+            e.recorder_emit(6, 5, i % 1000 + 1)
+        e.recorder_text(3, "bye")
+        # no recorder_stop(): interpreter exit must drain and close the log
+    """)
+    assert out.returncode == 0, out.stderr
+    (path,) = logs_in(d)
+    log = Log(path)
+    assert log.complete and log.error is None
+    assert len(log.events) == 50000
+    assert [m[4] for m in log.metas if m[0] == "text"] == ["bye"]
+
+
+def test_live_aggregates(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        e.recorder_start({d!r})
+        for _ in range(10):
+            e.recorder_emit(1, 1, 0)          # outer
+            e.recorder_emit(6, 1, 10)
+            e.recorder_emit(1, 2, 0)          # inner, twice
+            e.recorder_emit(3, 2, 0)
+            e.recorder_emit(1, 2, 0)
+            e.recorder_emit(5, 2, 0)
+            e.recorder_emit(6, 1, 11)
+            e.recorder_emit(7, 1, 12)
+            e.recorder_emit(3, 1, 0)
+        e.recorder_emit(1, 3, 0)              # a generator: two slices
+        e.recorder_emit(4, 3, 0)
+        e.recorder_emit(2, 3, 0)
+        e.recorder_emit(3, 3, 0)
+        e.recorder_flush()
+        funcs, lines = e.recorder_live()
+        e.recorder_live_reset([2])
+        funcs2, lines2 = e.recorder_live()
+        e.recorder_stop()
+        print(json.dumps([list(funcs.items()), [[k, v] for k, v in lines.items()],
+                          sorted(funcs2)]))
+    """)
+    assert out.returncode == 0, out.stderr
+    funcs, lines, after_reset = json.loads(out.stdout)
+    funcs = {k: v for k, v in funcs}
+    lines = {tuple(k): v for k, v in lines}
+    assert funcs[1][0] == 10 and funcs[2][0] == 20 and funcs[3][0] == 2
+    assert 0 <= funcs[1][2] <= funcs[1][1]
+    assert funcs[1][1] >= funcs[2][1] / 2 - 1e-6   # inner time is inside outer time
+    assert funcs[1][2] == pytest.approx(funcs[1][1] - funcs[2][1], rel=1e-6, abs=1.0)
+    assert lines[(1, 10)][0] == 10 and lines[(1, 11)][0] == 10
+    assert (1, 12) not in lines                    # LINE_MARK only closes
+    assert after_reset == [1, 3]
+
+
+def test_text_is_not_recorded_when_stopped(tmp_path):
+    assert not _engine.recorder_active()
+    assert _engine.recorder_text(1, "nobody listens") is False
