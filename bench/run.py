@@ -109,6 +109,36 @@ def floor_env(python):
     return env, tag
 
 
+def start_controller(python, env):
+    """A live controller for the idle-stub row; returns (process or None, env)."""
+    import secrets
+    token = secrets.token_hex(32)
+    env = dict(env)
+    try:
+        proc = subprocess.Popen([python, os.path.join(HERE, "controller_host.py"), token],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            raise OSError("no port from controller_host.py (exit %s)" % proc.poll())
+    except OSError as exc:
+        say("no controller for the idle row: %s" % exc)
+        return None, env
+    env["PYLU_BENCH_CONTROLLER"] = "127.0.0.1:" + port
+    env["PYLU_TOKEN"] = token
+    return proc, env
+
+
+def stop_controller(proc):
+    if proc is not None:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _port_free(port):
     with socket.socket() as s:
         try:
@@ -259,7 +289,11 @@ def main(argv):
     }}
     say("main table on Python %s: %d tools x %d workloads x %d rounds" % (
         results["meta"]["python"], len(args.variants), len(args.workloads), args.rounds))
-    main_run = run_table(sys.executable, args.variants, args, env, "py" + tag)
+    controller, env = start_controller(sys.executable, env)
+    try:
+        main_run = run_table(sys.executable, args.variants, args, env, "py" + tag)
+    finally:
+        stop_controller(controller)
     results["cells"], results["workloads"] = main_run["cells"], main_run["workloads"]
 
     if args.extra_python and os.path.exists(args.extra_python):
