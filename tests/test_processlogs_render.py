@@ -260,3 +260,12 @@ def test_summary_tells_apart_two_codes_with_one_name():
     assert "-pkg.mod.quote (/src/pkg/mod.py:77)" in text
     assert "-pkg.mod.quote (/tmp/patch.py:3)" in text
     assert "pkg.mod.main " in text
+
+
+def test_a_log_without_events_renders_everywhere():
+    from pyliveupdate_controller.processlogs.cli import FORMATS
+    report = Trace().report()
+    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    assert "no recorded calls" in outputs["svg"] and outputs["folded"] == ""
+    ET.fromstring(outputs["svg"])
+    assert json.loads(outputs["json"])["processes"][0]["threads"] == []
