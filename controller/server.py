@@ -18,6 +18,7 @@ import time
 from pyliveupdate import protocol
 
 COMMAND_TIMEOUT = 60.0
+INTERRUPT_GRACE = 1.0
 
 
 class Process:
@@ -295,9 +296,11 @@ class Server:
                 return []
             cmd = Command(next(self._seq), src, filename, self.next_id)
             waiters = [(p, p.send_request({"op": "exec", "src": src, "filename": filename,
-                                           "base": cmd.base, "seq": cmd.seq}))
+                                           "base": cmd.base, "seq": cmd.seq,
+                                           "timeout": timeout}))
                        for p in procs]
-            deadline = time.monotonic() + timeout
+            # The stubs interrupt the command at `timeout`; the grace lets that report arrive.
+            deadline = time.monotonic() + timeout + INTERRUPT_GRACE
             results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
             for p, reply in results:
                 p.executed.add(cmd.seq)

@@ -27,6 +27,7 @@ import hmac
 import json
 import os
 import secrets
+import socket
 import stat
 import struct
 
@@ -275,6 +276,12 @@ class Channel:
         return _decode(body)
 
     def close(self):
+        # shutdown first: close() alone sends nothing while another thread is blocked in
+        # recv() on this socket, so the peer would never learn that we left.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
