@@ -167,7 +167,9 @@ def _nonce_from(msg, key):
 
 def _check_proof(msg, expected, who):
     got = msg.get("proof")
-    if not isinstance(got, str) or not hmac.compare_digest(got, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if not isinstance(got, str) or not hmac.compare_digest(got.encode("utf-8", "replace"),
+                                                           expected.encode()):
         raise AuthError("%s failed authentication (wrong token?)" % who)
 
 
