@@ -308,7 +308,8 @@ frame_end(session_t *s)
         return -1;
     }
     s->frames++;
-    /* Writes into a deleted file (directory removed, log rm'ed) succeed but reach nobody. */
+    /* A log whose file (or directory) was removed would go on filling an unlinked
+       inode that nobody can read: stop and say so instead of losing it silently. */
     struct stat st;
     if (fstat(s->fd, &st) == 0 && st.st_nlink == 0) {
         session_report_error(s, "the log file was deleted", 0);
@@ -670,7 +671,16 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
     }
     pthread_mutex_lock(&state_mutex);
     int busy = session != NULL;
+    /* A session that stopped on an error (disk full, log removed) is over: finish it
+       off so recording can start again, rather than refusing as "already running". */
+    int stopped_on_error = busy && !stats.active && !stop_requested;
     pthread_mutex_unlock(&state_mutex);
+    if (stopped_on_error) {
+        pylu_flusher_stop();
+        pthread_mutex_lock(&state_mutex);
+        busy = session != NULL;
+        pthread_mutex_unlock(&state_mutex);
+    }
     if (busy) {
         snprintf(err, err_size, "the recorder is already running");
         return -1;

@@ -425,7 +425,8 @@ class Instrument(UpdateBase):
 
     def __init__(self, target_scope, jointpoint_payload, update_trigger=None,
                  revert_trigger=None, *, source="auto"):
-        scopes = [target_scope] if isinstance(target_scope, str) else list(target_scope or ())
+        scopes = ([target_scope] if isinstance(target_scope, str)
+                  else list(target_scope) if isinstance(target_scope, (list, tuple)) else [])
         if not scopes or not all(isinstance(s, str) for s in scopes):
             raise UpdateError("scope must be a pattern string or a list of them, got %r"
                               % (target_scope,))
