@@ -77,7 +77,8 @@ def report_dict(report: Report) -> dict:
                   "lines": [{"line": n, "hits": s.hits, "total": s.total}
                             for n, s in sorted(fl.stats.items())]}
                  for fl in function_lines(p)]
-        procs.append({"pid": p.pid, "path": p.path, "complete": p.complete, "events": p.events,
+        procs.append({"pid": p.pid, "path": p.path, "start_unix_ns": p.header.get("start_unix_ns"),
+                      "complete": p.complete, "events": p.events,
                       "duration": p.duration_ns, "dropped": p.dropped, "warnings": p.warnings,
                       "threads": threads, "line_profiles": lines})
     return {"unit": "ns", "filters": report.notes, "processes": procs}
