@@ -56,15 +56,17 @@ def _thread_lines(t: ThreadProfile) -> list[str]:
     rows = []
     # Two codes with one name under one caller (e.g. before and after a hot patch) get
     # their file and line, so they can be told apart.
+    thread_total = t.total
     ambiguous = set()
-    for _depth, node in t.root.walk():
-        names = Counter(c.function for c in node.children)
-        ambiguous.update(id(c) for c in node.children if names[c.function] > 1)
     for depth, node in t.root.walk():
+        if len(node.children) > 1:
+            names = Counter(c.function for c in node.children)
+            if len(names) < len(node.children):
+                ambiguous.update(id(c) for c in node.children if names[c.function] > 1)
         if depth == 0:
             continue
         label = node.function
-        if id(node) in ambiguous:
+        if id(node) in ambiguous:      # its parent was visited first, so this is known
             label += " (%s:%d)" % (node.file or "?", node.line)
         name = (INDENT * (depth - 1) + ("-" if depth > 1 else "")) + label
         per_hit = _ms(node.per_hit) if node.per_hit is not None else "-"
@@ -73,7 +75,7 @@ def _thread_lines(t: ThreadProfile) -> list[str]:
             hits += " (+%d resumed)" % (node.slices - node.hits)
         if node.running:
             hits += " (+%d running)" % node.running
-        share = 100.0 * node.total / t.total if t.total else 0.0
+        share = 100.0 * node.total / thread_total if thread_total else 0.0
         rows.append((name, hits, per_hit, _ms(node.total), _ms(node.self), "%.1f" % share))
     head = ("function", "hits", "time/hit (ms)", "total (ms)", "self (ms)", "%")
     out = []
