@@ -206,3 +206,22 @@ def test_idle_flusher_sleeps_between_cycles(tmp_path):
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert 1 <= stats["cycles"] <= 20, stats
+
+
+def test_emit_without_recording_is_a_no_op_on_any_thread(tmp_path):
+    """A thread that never attached to a session, with the recorder stopped, has no ring."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import threading
+        from pyliveupdate import _engine as e
+        e.recorder_emit(1, 1, 0)                   # never recorded in this process
+        t = threading.Thread(target=e.recorder_emit, args=(1, 1, 0))
+        t.start(); t.join()
+        e.recorder_start({d!r}); e.recorder_emit(1, 1, 0); e.recorder_stop()
+        e.recorder_emit(3, 1, 0)                   # attached before, stopped now
+        t = threading.Thread(target=e.recorder_emit, args=(3, 1, 0))
+        t.start(); t.join()
+        print(e.recorder_stats()["events"])
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]
