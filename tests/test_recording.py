@@ -9,8 +9,10 @@ from support_recorder import (EV_CALL, EV_LINE, EV_LINE_MARK, EV_RESUME, EV_RETU
                               EV_UNWIND, EV_YIELD, Log, logs_in, private_dir, run_child)
 
 
-def test_events_come_back_in_order_with_their_metadata(tmp_path):
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_events_come_back_in_order_with_their_metadata(tmp_path, clock):
     d = private_dir(tmp_path / "logs")
+    env = {"PYLU_CLOCK": clock}
     out = run_child(f"""
         import json
         from pyliveupdate import _engine as e
@@ -24,14 +26,16 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path):
         e.recorder_text(2, "handler said: héllo")
         e.recorder_stop()
         print(json.dumps([path, e.recorder_stats()]))
-    """)
+    """, env=env)
     assert out.returncode == 0, out.stderr
     path, stats = json.loads(out.stdout)
+    if clock == "monotonic":
+        assert stats["clock"] == "monotonic"
     assert stats["events"] == 10 and stats["dropped"] == 0 and stats["error"] is None
     log = Log(path)
     assert log.error is None and log.complete
     assert log.header["pid"] > 0 and log.header["version"] == 1
-    assert log.header["clock"] in ("tsc", "monotonic")
+    assert log.header["clock"] == stats["clock"]
     got = [(e[1], e[4], e[5]) for e in log.events]
     assert got == [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),
                    (5, 7, 0), (1, 300000, 0), (3, 300000, 0), (6, 7, 0x0FFFFFFF)]
@@ -47,7 +51,8 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path):
     assert threads[0][1] == "MainThread" and threads[0][0] > 0
 
 
-def test_many_threads_are_counted_exactly(tmp_path):
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_many_threads_are_counted_exactly(tmp_path, clock):
     """12 threads on 2 cores, produced = read + dropped for every thread."""
     d = private_dir(tmp_path / "logs")
     out = run_child(f"""
@@ -65,7 +70,7 @@ def test_many_threads_are_counted_exactly(tmp_path):
         [t.join() for t in ts]
         e.recorder_stop()
         print(json.dumps([path, N, e.recorder_stats()]))
-    """, timeout=120)
+    """, timeout=120, env={"PYLU_CLOCK": clock})
     assert out.returncode == 0, out.stderr
     path, n, stats = json.loads(out.stdout)
     log = Log(path)
@@ -79,6 +84,10 @@ def test_many_threads_are_counted_exactly(tmp_path):
         assert per_thread.get(t, 0) + drops.get(t, 0) == n, (t, per_thread.get(t), drops.get(t))
         codes = {e[4] for e in log.events if e[2] == t}
         assert len(codes) == 1   # each thread's events carry its own code id
+    last = {}
+    for e in log.events:                      # each thread's clock only moves forward
+        assert e[3] >= last.get(e[2], 0)
+        last[e[2]] = e[3]
     assert stats["events"] == len(log.events)
     assert stats["events"] + stats["dropped"] == 12 * n
     assert stats["threads"] == 12
