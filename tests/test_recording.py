@@ -234,3 +234,32 @@ def test_emit_without_recording_is_a_no_op_on_any_thread(tmp_path):
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1"]
+
+
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_timestamps_follow_real_time(tmp_path, clock):
+    """ns since log start track time.monotonic across frames (calibrated TSC or not).
+    Each emission is bracketed by two readings, so scheduling delays cannot fail it."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, time
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r})
+        marks = []
+        for i in range(4):
+            before = time.monotonic_ns()
+            e.recorder_emit(1, 1, i + 1)
+            marks.append((before, time.monotonic_ns()))
+            e.recorder_flush()
+            time.sleep(0.15)
+        e.recorder_stop()
+        print(json.dumps([path, marks]))
+    """, env={"PYLU_CLOCK": clock})
+    assert out.returncode == 0, out.stderr
+    path, marks = json.loads(out.stdout)
+    ts = [e[3] for e in Log(path).events]
+    for i in range(1, 4):
+        shortest = marks[i][0] - marks[0][1]
+        longest = marks[i][1] - marks[0][0]
+        recorded = ts[i] - ts[0]
+        assert shortest * 0.98 - 1000 <= recorded <= longest * 1.02 + 1000, (i, marks, ts)
