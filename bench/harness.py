@@ -5,6 +5,14 @@ absolute time: each round measures the baseline and the instrumented case back t
 alternating which goes first, and the round's ratio is instrumented / baseline. We
 report the median of the per-round ratios and their spread (min–max).
 
+Each run times units of work one by one, in CPU time of the process (all threads, so
+a tool's helper thread is charged) and in wall time. The headline figure is the CPU
+ratio: on a shared machine (load 10 on 2 cores while this was written) a 10 ms unit is
+preempted far more often than a 1 ms one, so wall ratios of slow tools come out 2-3x
+too high, while CPU time only counts what the process ran. Wall ratios are kept too
+(in the JSON), and shown where a tool waits rather than computes (the original
+PyLiveUpdate's logging thread convoys on the GIL).
+
 Two levels:
   paired_rounds(measure_base, measure_tool, rounds)   any two zero-argument callables
                                                       returning seconds -> Summary
@@ -66,8 +74,8 @@ def paired_rounds(measure_base, measure_tool, rounds, on_round=None):
 
 
 class ChildRunner(object):
-    """Run child.py in a fresh process of ``python``; return the median seconds of one
-    unit of work over the ``repeat`` units it timed."""
+    """Run child.py in a fresh process of ``python``; return {"cpu": s, "wall": s}, the
+    median seconds of one unit of work over the ``repeat`` units it timed."""
 
     def __init__(self, python=sys.executable, env=None, timeout=300):
         self.python = python
@@ -105,9 +113,10 @@ class ChildRunner(object):
             info = dict(result.get("info") or {})
             info["stdout_bytes"] = os.path.getsize(os.path.join(tmp, "stdout"))
             info["stderr_bytes"] = os.path.getsize(os.path.join(tmp, "stderr"))
-            info["units"] = len(result["units"])
+            info["units"] = len(result["units_cpu"])
             self.last_info = info
-            return statistics.median(result["units"])
+            return {"cpu": statistics.median(result["units_cpu"]),
+                    "wall": statistics.median(result["units_wall"])}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -123,16 +132,21 @@ MIN_UNITS = 3  # a median needs a few
 
 def calibrate(runner, workload, target_seconds):
     """Units of ``workload`` per timed run so that the baseline takes ~target_seconds."""
-    per_unit = runner.run(workload, "control", repeat=MIN_UNITS)
+    per_unit = runner.run(workload, "control", repeat=MIN_UNITS)["cpu"]
     return max(MIN_UNITS, int(round(target_seconds / per_unit))), per_unit
 
 
-def measure_cells(runner, workload, variants, rounds, repeat, progress=None):
+def measure_cells(runner, workload, variants, rounds, repeat, progress=None,
+                  tool_repeat=None, tool_warmup=None):
     """Pair each variant with the baseline (variant "control" is the baseline itself)
     on one workload, interleaving the variants round by round. Returns {variant: cell}.
 
     A variant that is unavailable or fails is tried once and reported with its reason.
+    ``tool_repeat``/``tool_warmup`` override the instrumented runs' units (the figure is
+    a per-unit median, so they may differ from the baseline's): for tools so slow that
+    one unit takes seconds.
     """
+    tool_units = (tool_repeat or repeat, tool_warmup)
     cells = {v: {"workload": workload, "variant": v, "rounds": []} for v in variants}
     live = list(variants)
     for index in range(rounds):
@@ -142,7 +156,8 @@ def measure_cells(runner, workload, variants, rounds, repeat, progress=None):
             cell = cells[variant]
             started = time.monotonic()
             try:
-                pair = _pair(runner, workload, variant, repeat, tool_first=index % 2 == 1)
+                pair = _pair(runner, workload, variant, repeat, tool_units,
+                             tool_first=index % 2 == 1)
             except Unavailable as exc:
                 cell["unavailable"] = str(exc)
             except ChildFailed as exc:
@@ -157,18 +172,22 @@ def measure_cells(runner, workload, variants, rounds, repeat, progress=None):
         stats = summarize([r["ratio"] for r in cell["rounds"]])
         if stats:
             cell.update(stats)
+            cell["wall"] = summarize([r["ratio_wall"] for r in cell["rounds"]])
     return cells
 
 
-def _pair(runner, workload, variant, repeat, tool_first):
+def _pair(runner, workload, variant, repeat, tool_units, tool_first):
     """One baseline run and one tool run, in the given order; the tool's own report
     (events, drops, output size) comes back as "info"."""
+    if variant == "control":
+        tool_units = (repeat, None)
     if tool_first:
-        tool = runner.run(workload, variant, repeat)
+        tool = runner.run(workload, variant, *tool_units)
         info = runner.last_info
         base = runner.run(workload, "control", repeat)
     else:
         base = runner.run(workload, "control", repeat)
-        tool = runner.run(workload, variant, repeat)
+        tool = runner.run(workload, variant, *tool_units)
         info = runner.last_info
-    return {"base": base, "tool": tool, "ratio": tool / base, "info": info}
+    return {"base": base, "tool": tool, "ratio": tool["cpu"] / base["cpu"],
+            "ratio_wall": tool["wall"] / base["wall"], "info": info}

@@ -78,7 +78,7 @@ def progress(workload, variant, index, cell, seconds):
             workload, variant, index + 1, cell["rounds"][-1]["ratio"], seconds))
 
 
-def run_table(python, variants, args, env, label):
+def run_table(python, variants, args, env, label, tool_repeat=None, tool_warmup=None):
     """Calibrate and measure every workload with ``python``; {cells, workloads}."""
     runner = harness.ChildRunner(python, env=env)
     cells, meta = {}, {}
@@ -92,7 +92,8 @@ def run_table(python, variants, args, env, label):
         meta[name] = {"repeat": repeat, "seconds_per_unit": per_unit}
         say("%s: %s, %d units of %.1f ms per run" % (label, name, repeat, 1000 * per_unit))
         cells[name] = harness.measure_cells(runner, name, variants, args.rounds, repeat,
-                                            progress=progress)
+                                            progress=progress, tool_repeat=tool_repeat,
+                                            tool_warmup=tool_warmup)
     return {"cells": cells, "workloads": meta}
 
 
@@ -106,6 +107,36 @@ def floor_env(python):
     env = dict(os.environ)
     env[floor.ENV_DIR] = out_dir
     return env, tag
+
+
+def start_controller(python, env):
+    """A live controller for the idle-stub row; returns (process or None, env)."""
+    import secrets
+    token = secrets.token_hex(32)
+    env = dict(env)
+    try:
+        proc = subprocess.Popen([python, os.path.join(HERE, "controller_host.py"), token],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            raise OSError("no port from controller_host.py (exit %s)" % proc.poll())
+    except OSError as exc:
+        say("no controller for the idle row: %s" % exc)
+        return None, env
+    env["PYLU_BENCH_CONTROLLER"] = "127.0.0.1:" + port
+    env["PYLU_TOKEN"] = token
+    return proc, env
+
+
+def stop_controller(proc):
+    if proc is not None:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _port_free(port):
@@ -164,15 +195,17 @@ def run_original(args):
     env["HOME"] = home  # 0.3.1 creates ~/.pyliveupdate at import
     env["PYLU_BENCH_PYPERFORMANCE_DIR"] = benchmarks_dir()
     server, note = _start_original_log_server(python, env, home)
-    # Its cost per call is two orders of magnitude above ours: shorter runs, fewer
-    # rounds, or this section alone would take the whole time budget.
+    # It costs ~0.2-1 ms per profiled call (every call logs to stderr and through a
+    # queue thread to the log server), so one unit of a call-heavy workload takes
+    # seconds: its runs time one unit without warm-up (3.9 has no specialising
+    # interpreter to warm), in 2 rounds, or this section alone would take the budget.
     sub = argparse.Namespace(**vars(args))
-    sub.target = args.target / 3
-    sub.rounds = min(args.rounds, 3)
+    sub.rounds = min(args.rounds, 2)
     try:
         variants = ["control"] + ORIGINAL_VARIANTS
         say("original PyLiveUpdate 0.3.1 on %s" % python)
-        out = run_table(python, variants, sub, env, "py3.9 original")
+        out = run_table(python, variants, sub, env, "py3.9 original", tool_repeat=1,
+                        tool_warmup=0)
     finally:
         if server is not None:
             server.terminate()
@@ -183,13 +216,13 @@ def run_original(args):
     version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True).stdout.strip()
     out["python"] = version
-    out["rounds"], out["target_seconds"] = sub.rounds, sub.target
+    out["rounds"] = sub.rounds
     out["setup_note"] = (
         "Applied in-process with `pyliveupdatescripts.FP.profile(pattern)` / "
         "`LP.profile(pattern, lines)` (what its controller sends), on the hot function of "
         "each workload; %s and received %.1f MB; every profiled call also writes a line to "
-        "the target's stderr (a file here), as 0.3.1 always does. %d rounds, baseline runs "
-        "of ~%.2f s." % (note, log_bytes / 1e6, sub.rounds, sub.target))
+        "the target's stderr (a file here), as 0.3.1 always does. %d rounds; its runs time "
+        "one unit, without warm-up." % (note, log_bytes / 1e6, sub.rounds))
     return out
 
 
@@ -256,7 +289,11 @@ def main(argv):
     }}
     say("main table on Python %s: %d tools x %d workloads x %d rounds" % (
         results["meta"]["python"], len(args.variants), len(args.workloads), args.rounds))
-    main_run = run_table(sys.executable, args.variants, args, env, "py" + tag)
+    controller, env = start_controller(sys.executable, env)
+    try:
+        main_run = run_table(sys.executable, args.variants, args, env, "py" + tag)
+    finally:
+        stop_controller(controller)
     results["cells"], results["workloads"] = main_run["cells"], main_run["workloads"]
 
     if args.extra_python and os.path.exists(args.extra_python):

@@ -85,8 +85,8 @@ class Console:
                 return False
         return self.remote(src)
 
-    def remote(self, src, filename="<controller>"):
-        results = self.server.run(src, filename)
+    def remote(self, src, filename="<controller>", echo=True):
+        results = self.server.run(src, filename, echo=echo)
         if not results:
             self.event("no process is connected%s; nothing ran"
                        % (" (or selected: see use())" if self.server.selection is not None else ""))
@@ -98,7 +98,7 @@ class Console:
         path = os.path.abspath(os.path.expanduser(path))
         with open(path, encoding="utf-8") as f:
             src = f.read()
-        return self.remote(src, filename="<patch %s>" % path)
+        return self.remote(src, filename="<patch %s>" % path, echo=False)
 
     def cmd_procs(self):
         procs = self.server.processes(all_=True)

@@ -99,9 +99,14 @@ class _Waiter:
 
 
 class Command:
-    def __init__(self, seq, src, filename, base):
+    def __init__(self, seq, src, filename, base, echo=True):
         self.seq, self.src, self.filename, self.base = seq, src, filename, base
+        self.echo = echo
         self.used = 0
+
+    def message(self):
+        return {"op": "exec", "src": self.src, "filename": self.filename, "base": self.base,
+                "seq": self.seq, "echo": self.echo}
 
 
 class Server:
@@ -120,7 +125,8 @@ class Server:
         self.on_event = on_event or (lambda text: None)
         self.command_timeout = command_timeout
         self.next_id = 1
-        self.active_ids = set()
+        self.active_ids = set()     # applied in some process, as last reported
+        self.reverted_ids = set()   # seen applied, then reverted everywhere
         self.history = []
         self._seq = itertools.count(1)
         self._numbers = itertools.count(1)
@@ -241,16 +247,19 @@ class Server:
         notes = []
         replay = [c for c in self.history if c.used and c.seq not in proc.executed]
         for cmd in replay:
-            reply = proc.request({"op": "exec", "src": cmd.src, "filename": cmd.filename,
-                                  "base": cmd.base, "seq": cmd.seq}, self.command_timeout)
+            reply = proc.request(cmd.message(), self.command_timeout)
             proc.executed.add(cmd.seq)
             if not reply.get("ok"):
                 notes.append("replay of update(s) %s failed: %s"
                              % (_id_range(cmd), (reply.get("error") or "").splitlines()[-1:]))
         if replay:
             notes.append("replayed update(s) %s" % ", ".join(_id_range(c) for c in replay))
-        stale = sorted(set(proc.updates.get("active") or ()) - self.active_ids)
-        stale = [i for i in stale if i < self.next_id]
+        have = {int(i) for i in proc.updates.get("known") or ()}
+        if have:  # ids from an earlier controller session are taken there: never reuse them
+            self.next_id = max(self.next_id, max(have) + 1)
+        active = {int(i) for i in proc.updates.get("active") or ()}
+        stale = sorted(active & self.reverted_ids)
+        self.active_ids |= active - self.reverted_ids
         if stale:
             reply = proc.request({"op": "exec", "src": "LU.revert(%r)" % (stale,)},
                                  self.command_timeout)
@@ -287,18 +296,18 @@ class Server:
 
     # --- commands -----------------------------------------------------------
 
-    def run(self, src, filename="<controller>", timeout=None):
-        """Run src in every selected process. Returns [(process, reply)] in connection order."""
+    def run(self, src, filename="<controller>", timeout=None, echo=True):
+        """Run src in every selected process. Returns [(process, reply)] in connection order.
+
+        echo: print the value of a final expression statement, as the console does."""
         timeout = self.command_timeout if timeout is None else timeout
         with self._command_lock:
             procs = self.processes()
             if not procs:
                 return []
-            cmd = Command(next(self._seq), src, filename, self.next_id)
-            waiters = [(p, p.send_request({"op": "exec", "src": src, "filename": filename,
-                                           "base": cmd.base, "seq": cmd.seq,
-                                           "timeout": timeout}))
-                       for p in procs]
+            cmd = Command(next(self._seq), src, filename, self.next_id, echo)
+            msg = dict(cmd.message(), timeout=timeout)
+            waiters = [(p, p.send_request(msg)) for p in procs]
             # The stubs interrupt the command at `timeout`; the grace lets that report arrive.
             deadline = time.monotonic() + timeout + INTERRUPT_GRACE
             results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
@@ -316,6 +325,8 @@ class Server:
                 active = set()
                 for r in answered:
                     active.update(int(i) for i in r["updates"].get("active") or ())
+                self.reverted_ids |= self.active_ids - active
+                self.reverted_ids -= active
                 self.active_ids = active
             return results
 

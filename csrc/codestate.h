@@ -100,7 +100,11 @@ pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
             }
         }
     }
-    pylu_record(kind, st->id, line);
+    /* record.h's fast path dereferences a NULL ring when no log was ever started on
+     * this thread (session 0 == the thread's initial session 0): skip it then. */
+    if (atomic_load_explicit(&pylu_session, memory_order_relaxed) != 0) {
+        pylu_record(kind, st->id, line);
+    }
 }
 
 /* Registry of armed codes (strong refs): add/remove keep PYLU_CS_ARMED in step. */

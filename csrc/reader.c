@@ -84,6 +84,24 @@ get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     return -1;
 }
 
+/* No bounds checks: the caller knows at least 10 bytes remain. */
+static inline uint64_t
+get_varint_fast(const uint8_t **pp)
+{
+    const uint8_t *p = *pp;
+    uint64_t b = *p++, v = b & 0x7F;
+    if (b & 0x80) {
+        int shift = 7;
+        do {
+            b = *p++;
+            v |= (b & 0x7F) << shift;
+            shift += 7;
+        } while ((b & 0x80) && shift < 70);
+    }
+    *pp = p;
+    return v;
+}
+
 static inline int64_t unzigzag64(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
 static inline int32_t unzigzag32(uint64_t v) { return (int32_t)((uint32_t)(v >> 1) ^ -(uint32_t)(v & 1)); }
 
@@ -195,17 +213,28 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
                 return -2;
             }
             uint64_t v, line = 0, dt;
-            if (tag & PYLU_TAG_EVENT_CODE) {
-                if (get_varint(&p, end, &v) < 0) {
+            if (end - p >= 30) {   /* room for three varints: no bounds checks needed */
+                if (tag & PYLU_TAG_EVENT_CODE) {
+                    cur->code += (uint32_t)unzigzag32(get_varint_fast(&p));
+                }
+                if (tag & PYLU_TAG_EVENT_LINE) {
+                    line = get_varint_fast(&p);
+                }
+                dt = get_varint_fast(&p);
+            }
+            else {
+                if (tag & PYLU_TAG_EVENT_CODE) {
+                    if (get_varint(&p, end, &v) < 0) {
+                        return -2;
+                    }
+                    cur->code += (uint32_t)unzigzag32(v);
+                }
+                if ((tag & PYLU_TAG_EVENT_LINE) && get_varint(&p, end, &line) < 0) {
                     return -2;
                 }
-                cur->code += (uint32_t)unzigzag32(v);
-            }
-            if ((tag & PYLU_TAG_EVENT_LINE) && get_varint(&p, end, &line) < 0) {
-                return -2;
-            }
-            if (get_varint(&p, end, &dt) < 0) {
-                return -2;
+                if (get_varint(&p, end, &dt) < 0) {
+                    return -2;
+                }
             }
             cur->ticks += (uint64_t)unzigzag64(dt);
             if (r->nevents == r->events_cap) {

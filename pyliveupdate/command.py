@@ -11,6 +11,7 @@ import ast
 import builtins
 import contextlib
 import io
+import linecache
 import os
 import sys
 import threading
@@ -123,10 +124,14 @@ class CommandRunner:
         base = msg.get("base")
         seq = msg.get("seq")
         filename = msg.get("filename") or "<controller>"
+        # Keep the source, so tracebacks and show()/inspect can print code defined by a
+        # command or a patch file (such names start with '<', and linecache keeps them).
+        if filename.startswith("<"):
+            linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         limit = msg.get("timeout")
         limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
         with self._lock:
-            ok, text, error, used = self._execute(src, filename, base, limit)
+            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
             if seq is not None:
                 self.executed.add(seq)
         if len(text) > MAX_OUTPUT:
@@ -134,7 +139,7 @@ class CommandRunner:
         return {"op": "result", "ok": ok, "output": text, "error": error, "used": used,
                 "updates": self.update_state()}
 
-    def _execute(self, src, filename, base, limit=None):
+    def _execute(self, src, filename, base, echo=True, limit=None):
         ns = self.namespace
         used = 0
         with _Capture.this_thread() as buf:
@@ -143,7 +148,7 @@ class CommandRunner:
                 with _id_block(base) as block:
                     try:
                         with _Deadline(limit):
-                            _run_tree(tree, filename, ns)
+                            _run_tree(tree, filename, ns, echo)
                     finally:
                         used = block.used
                 return True, buf.getvalue(), None, used
@@ -160,9 +165,9 @@ class CommandRunner:
             return {"active": [], "known": []}
 
 
-def _run_tree(tree, filename, ns):
+def _run_tree(tree, filename, ns, echo=True):
     body = tree.body
-    last = body[-1] if body and isinstance(body[-1], ast.Expr) else None
+    last = body[-1] if echo and body and isinstance(body[-1], ast.Expr) else None
     if last is not None:
         body = body[:-1]
     if body:

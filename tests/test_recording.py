@@ -190,3 +190,19 @@ def test_live_aggregates(tmp_path):
 def test_text_is_not_recorded_when_stopped(tmp_path):
     assert not _engine.recorder_active()
     assert _engine.recorder_text(1, "nobody listens") is False
+
+
+def test_idle_flusher_sleeps_between_cycles(tmp_path):
+    """An idle flusher wakes about every flush_ms; it must not spin."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, time
+        from pyliveupdate import _engine as e
+        e.recorder_start({d!r}, flush_ms=100)
+        time.sleep(0.6)
+        print(json.dumps(e.recorder_stats()))
+        e.recorder_stop()
+    """)
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert 1 <= stats["cycles"] <= 20, stats

@@ -31,10 +31,9 @@ def select_threads(report: Report, threads: list[str]) -> None:
     report.notes.append("threads: %s" % ", ".join(sorted(wanted)))
 
 
-def _prune(node: Node, keep) -> None:
-    node.children = [c for c in node.children if keep(c)]
-    for child in node.children:
-        _prune(child, keep)
+def _prune(root: Node, keep) -> None:
+    for _depth, node in root.walk():      # walk reads children after we filter them
+        node.children = [c for c in node.children if keep(c)]
 
 
 def min_percent(report: Report, percent: float) -> None:
@@ -53,12 +52,8 @@ def top(report: Report, n: int) -> None:
     if n <= 0:
         return
 
-    def cut(node: Node) -> None:
-        node.children = sorted(node.children, key=lambda c: (-c.total, c.function))[:n]
-        for child in node.children:
-            cut(child)
-
     for proc in report.processes:
         for t in proc.threads:
-            cut(t.root)
+            for _depth, node in t.root.walk():
+                node.children = sorted(node.children, key=lambda c: (-c.total, c.function))[:n]
     report.notes.append("only the %d heaviest callees of each call path shown" % n)
