@@ -110,10 +110,14 @@ def render(results):
     names = meta["workloads"]
     notes = _Notes()
     md = ["# pyliveupdate bench: cost against the tools users pick instead", ""]
-    md.append("Run %s on %s (%s cores, %s; %s); command `%s`." % (
-        meta["date"], meta["machine"]["cpu"], meta["machine"]["cores"],
-        meta["machine"]["kernel"], meta["machine"]["tsc_flags"] or "no TSC flags",
-        meta["command"]))
+    machine = meta["machine"]
+    md.append("Run %s on %s (%s cores, Linux %s, %s); command `%s`, %.0f s. Load "
+              "average %s at the start, %s at the end (the machine is shared; see "
+              "Method)." % (
+                  meta["date"], machine["cpu"], machine["cores"], machine["kernel"],
+                  machine["tsc_flags"] or "no TSC flags", meta["command"],
+                  meta.get("seconds", 0), machine.get("loadavg_at_start"),
+                  machine.get("loadavg_at_end")))
     md.append("Python %s for the main table. Every figure is instrumented time / baseline "
               "time, each pair run back to back in fresh processes, %d rounds, order "
               "alternating; shown as median (min–max) of the per-round ratios. Time is CPU "
@@ -140,6 +144,9 @@ def render(results):
         if "error" in extra:
             md.append("Not run: %s" % extra["error"])
         else:
+            md.append("Same method, %d rounds; the PEP 523 frame source is allowed on "
+                      "3.13." % extra.get("rounds", 0))
+            md.append("")
             rows = [(case, [t for t in tools if t[1] in extra["variants"]])
                     for case, tools in ROWS]
             rows = [r for r in rows if r[1]]
@@ -164,7 +171,8 @@ def render(results):
             elif "error" in item:
                 md.append("- `bench/%s.py`: failed: %s" % (name, item["error"]))
             else:
-                md.append("- `bench/%s.py` (`--json`, %.0f s):" % (name, item["seconds"]))
+                md.append("- `%s --json` (%.0f s):" % (item.get("command", "bench/%s.py" % name),
+                                                      item["seconds"]))
                 md.append("")
                 md.append("  ```json")
                 import json

@@ -49,11 +49,19 @@ typedef struct pylu_codestate {
 /* Claim the co_extra index (once, lazily). */
 int pylu_codestate_init(void);
 
+/* One-entry cache of the last lookup: hot loops and recursion hit the same code over
+ * and over.  Cleared when that state is freed (GIL held throughout). */
+extern PyObject *pylu_codestate_last_code;
+extern pylu_codestate *pylu_codestate_last;
+
 /* The state of `code`, or NULL if none (never fails, never raises). */
 static inline pylu_codestate *
 pylu_codestate_peek(PyObject *code)
 {
     extern Py_ssize_t pylu_codestate_index;
+    if (code == pylu_codestate_last_code) {
+        return pylu_codestate_last;
+    }
     void *extra = NULL;
     if (PYLU_UNLIKELY(pylu_codestate_index < 0)) {
         return NULL;
@@ -61,6 +69,10 @@ pylu_codestate_peek(PyObject *code)
     if (PyUnstable_Code_GetExtra(code, pylu_codestate_index, &extra) < 0) {
         PyErr_Clear();
         return NULL;
+    }
+    if (extra != NULL) {
+        pylu_codestate_last_code = code;
+        pylu_codestate_last = (pylu_codestate *)extra;
     }
     return (pylu_codestate *)extra;
 }

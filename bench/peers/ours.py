@@ -96,11 +96,32 @@ def _module_of(code, modules_by_file):
     return modules_by_file.get(code.co_filename, "?")
 
 
+def _ours(filename):
+    """Code of pyliveupdate itself or of this bench harness: not "the program"."""
+    return filename.startswith(_OWN_DIRS)
+
+
+def _own_dirs():
+    import os
+    import pyliveupdate
+    here = os.path.dirname(os.path.abspath(__file__))
+    return (os.path.dirname(pyliveupdate.__file__) + os.sep, here + os.sep,
+            os.path.join(os.path.dirname(here), "child.py"))
+
+
+_OWN_DIRS = ()
+
+
 class FuncTimingAll(FuncTimingOne):
     """Every Python function in the process (what cProfile sees), plus any code object
-    created later (through engine.watch), e.g. templates Jinja2 compiles on first use."""
+    created later (through engine.watch), e.g. templates Jinja2 compiles on first use.
+    pyliveupdate's own code and the bench harness's are left out (profiling the
+    profiler would also re-enter the engine: its matcher would be asked about the
+    engine's own code while the engine iterates its tables)."""
 
     def targets(self):
+        global _OWN_DIRS
+        _OWN_DIRS = _own_dirs()
         modules_by_file = {}
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
@@ -110,7 +131,7 @@ class FuncTimingAll(FuncTimingOne):
         for obj in gc.get_objects():
             if isinstance(obj, types.FunctionType):
                 code = obj.__code__
-                if code not in seen:
+                if code not in seen and not _ours(code.co_filename):
                     seen[code] = (code, getattr(obj, "__module__", None) or
                                   _module_of(code, modules_by_file), obj.__qualname__)
         self.targets_cache = list(seen.values())
@@ -124,6 +145,8 @@ class FuncTimingAll(FuncTimingOne):
             by_file = self.modules_by_file
 
             def matcher(code):
+                if _ours(code.co_filename):
+                    return None
                 return req, _module_of(code, by_file), getattr(code, "co_qualname", code.co_name)
 
             self.engine.watch(UPDATE_ID + 1, matcher, source=self.SOURCE)
