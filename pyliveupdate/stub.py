@@ -68,6 +68,10 @@ class UpdateStub:
             return self
         _install_fork_hook()
         import encodings.idna  # noqa: F401  (getaddrinfo needs it; importing it in a forked child can fail)
+        # Import what commands use now, in the caller's thread: a prefork server that forks
+        # while the stub thread is half-way through an import leaves the child a partially
+        # initialised module ("cannot import name ... partially initialized module").
+        from . import engine, modifications, recording  # noqa: F401
         _started.add(self)
         self._thread = threading.Thread(target=self._run, name="pyliveupdate-stub", daemon=True)
         self._thread.start()
