@@ -40,7 +40,9 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
 {
     uint32_t session = atomic_load_explicit(&pylu_session, memory_order_relaxed);
     struct pylu_ring *r = pylu_tls.ring;
-    if (__builtin_expect(pylu_tls.session != session, 0)) {
+    /* session 0 means "not recording"; a thread that never attached has tls.session 0
+     * and no ring, so both must be checked before the ring is touched. */
+    if (__builtin_expect(pylu_tls.session != session || r == NULL, 0)) {
         if (session == 0 || (r = pylu_ring_attach_slow()) == NULL) {
             return;
         }

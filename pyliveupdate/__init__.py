@@ -20,4 +20,29 @@ __version__ = "1.0.0.dev0"
 
 from . import _engine  # noqa: E402  (the C core; fails loudly if not built)
 
-__all__ = ["__version__"]
+# Imported on first use, so `import pyliveupdate` stays cheap.
+_LAZY = {
+    "UpdateStub": "stub",
+    "FuncProfiler": "modifications", "FP": "modifications",
+    "LineProfiler": "modifications", "LP": "modifications",
+    "FuncDebugger": "modifications", "FD": "modifications",
+    "LineDebugger": "modifications", "LD": "modifications",
+    "VarDebugger": "modifications", "VD": "modifications",
+    "LU": "modifications",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'pyliveupdate' has no attribute %r" % name)
+    import importlib
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,355 @@
+"""pylu-controller: a Python console whose statements run inside live processes.
+
+    pylu-controller -l 127.0.0.1:50050                     interactive
+    pylu-controller --wait 2 -c "FP.profile('__main__.**')"  scripted; exit 1 if any failed
+
+Statements run in every connected process (or those chosen with use(...)); each reply
+line is prefixed with the process (pid, host, program). Controller-side commands:
+patch('file.py'), procs(), ping, use(...), exit; show('mod.func') prints the target's
+source with line numbers.
+"""
+import argparse
+import ast
+import codeop
+import os
+import sys
+import threading
+import time
+
+from pyliveupdate import protocol
+
+from . import server as server_mod
+
+LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "exit", "quit", "help")
+HELP = """\
+Statements run in every selected process; results are prefixed [pid host program].
+Predefined in the processes:
+  FP.profile(scope)  LP.profile(func, lines)  FD.debug(scope)  LD.debug(func, lines=())
+  VD.debug(func, vars)  FP.top()  LP.show()  LU.ls()  LU.revert(ids)  LU.apply(ids)
+  show('mod.func')   every one accepts condition='expr' and ttl=seconds
+Here in the controller:
+  patch('file.py')   run a local file in the processes (Instrument/Redefine/...)
+  procs()            connected processes      ping   round-trip to each process
+  use(pid|'prog'|'all', ...)  choose processes                 exit   leave
+"""
+
+
+class Console:
+    def __init__(self, server, out=None, color=None):
+        self.server = server
+        self.out = out or sys.stdout
+        self.color = self.out.isatty() if color is None else color
+        self._print_lock = threading.Lock()
+
+    # --- printing -----------------------------------------------------------
+
+    def _paint(self, text, code):
+        return "\033[%sm%s\033[0m" % (code, text) if self.color else text
+
+    def write_lines(self, lines):
+        with self._print_lock:
+            self.out.write("".join(line + "\n" for line in lines))
+            self.out.flush()
+
+    def stream_line(self, proc, update_id, kind, text):
+        tag = "[%s]" % proc.label
+        self.write_lines([self._paint(tag, "36") + " " + line for line in text.splitlines() or [""]])
+
+    def event(self, text):
+        self.write_lines([self._paint("[pylu-controller] " + text, "33")])
+
+    def show_results(self, results):
+        lines = []
+        for proc, reply in results:
+            tag = self._paint("[%s]" % proc.label, "36")
+            for line in (reply.get("output") or "").splitlines():
+                lines.append("%s %s" % (tag, line))
+            if not reply.get("ok"):
+                for line in (reply.get("error") or "failed").splitlines():
+                    lines.append("%s %s" % (tag, self._paint(line, "31")))
+        self.write_lines(lines)
+
+    # --- commands -----------------------------------------------------------
+
+    def execute(self, src):
+        """Run one command (local or remote). Returns True when it succeeded everywhere."""
+        if not src.strip():
+            return True
+        local = _local_call(src)
+        if local is not None:
+            name, args, kwargs = local
+            try:
+                return getattr(self, "cmd_" + name)(*args, **kwargs) is not False
+            except (TypeError, ValueError, OSError) as e:
+                self.event("%s: %s" % (name, e))
+                return False
+        return self.remote(src)
+
+    def remote(self, src, filename="<controller>", echo=True):
+        results = self.server.run(src, filename, echo=echo)
+        if not results:
+            self.event("no process is connected%s; nothing ran"
+                       % (" (or selected: see use())" if self.server.selection is not None else ""))
+            return False
+        self.show_results(results)
+        return all(r.get("ok") for _, r in results)
+
+    def cmd_patch(self, path):
+        path = os.path.abspath(os.path.expanduser(path))
+        with open(path, encoding="utf-8") as f:
+            src = f.read()
+        return self.remote(src, filename="<patch %s>" % path, echo=False)
+
+    def cmd_procs(self):
+        procs = self.server.processes(all_=True)
+        chosen = set(self.server.processes())
+        now = time.time()
+        rows = [("", "pid", "host", "program", "python", "uptime", "updates", "argv")]
+        for p in procs:
+            info = p.info
+            rows.append(("*" if p in chosen else " ", str(p.pid), str(info.get("host", "?")),
+                         str(info.get("program", "?")), str(info.get("python", "?")),
+                         _duration(now - float(info.get("started") or now)),
+                         ",".join(str(i) for i in p.updates.get("active") or ()) or "-",
+                         " ".join(info.get("argv") or ())))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+        lines.append("%d process(es) connected, %d selected; next update id %d"
+                     % (len(procs), len(chosen), self.server.next_id))
+        self.write_lines(lines)
+        return True
+
+    def cmd_ping(self):
+        procs = self.server.processes()
+        if not procs:
+            self.event("no process is connected")
+            return False
+        ok = True
+        lines = []
+        for p in procs:
+            start = time.perf_counter()
+            reply = p.request({"op": "ping"}, timeout=5.0)
+            ms = (time.perf_counter() - start) * 1000
+            good = reply.get("op") == "pong"
+            ok &= good
+            lines.append("[%s] %s" % (p.label, "pong %.2f ms" % ms if good else reply.get("error")))
+        self.write_lines(lines)
+        return ok
+
+    def cmd_use(self, *which):
+        if not which:
+            pass
+        elif which == ("all",):
+            self.server.selection = None
+        else:
+            chosen = set()
+            for p in self.server.processes(all_=True):
+                keys = {p.pid, p.number, p.info.get("program"), p.info.get("host")}
+                if any(w in keys for w in which):
+                    chosen.add(p)
+            if not chosen:
+                raise ValueError("no connected process matches %s (see procs())"
+                                 % ", ".join(map(repr, which)))
+            self.server.selection = chosen
+        sel = self.server.processes()
+        self.write_lines(["using %s" % ("every process" if self.server.selection is None
+                                         else ", ".join(p.label for p in sel))])
+        return True
+
+    def cmd_help(self):
+        self.write_lines(HELP.splitlines())
+        return True
+
+    def cmd_exit(self):
+        raise EOFError
+
+    cmd_quit = cmd_exit
+
+    # --- interactive --------------------------------------------------------
+
+    def interact(self):
+        _setup_readline(self.server)
+        self.write_lines(["pylu-controller: listening on %s:%d; %d process(es) connected. "
+                          "help() for commands." % (self.server.host, self.server.port,
+                                                    len(self.server.processes(all_=True)))])
+        buf = []
+        while True:
+            try:
+                line = input("... " if buf else ">>> ")
+            except EOFError:
+                self.out.write("\n")
+                return
+            except KeyboardInterrupt:
+                self.out.write("\nKeyboardInterrupt\n")
+                buf = []
+                continue
+            buf.append(line)
+            src = "\n".join(buf)
+            try:
+                complete = codeop.compile_command(src, "<controller>", "exec") is not None
+            except (SyntaxError, ValueError, OverflowError):
+                complete = True  # let the target report the error the usual way
+            if not complete and line.strip():
+                continue
+            buf = []
+            try:
+                self.execute(src)
+            except EOFError:
+                return
+            except KeyboardInterrupt:
+                self.event("interrupted (the command may still be running in the processes)")
+
+
+def _local_call(src):
+    """('patch', args, kwargs) when src is one controller-side command, else None."""
+    try:
+        tree = ast.parse(src.strip(), mode="exec")
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    node = tree.body[0].value
+    if isinstance(node, ast.Name) and node.id in LOCAL_COMMANDS:
+        return node.id, (), {}
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in LOCAL_COMMANDS):
+        try:
+            args = tuple(ast.literal_eval(a) for a in node.args)
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        except ValueError:
+            return None
+        return node.func.id, args, kwargs
+    return None
+
+
+def _duration(seconds):
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return "%ds" % seconds
+    if seconds < 7200:
+        return "%dm" % (seconds // 60)
+    return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+
+
+def _history_path():
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "pyliveupdate", "history")
+
+
+def _setup_readline(server):
+    try:
+        import readline
+    except ImportError:
+        return
+    import atexit
+    path = _history_path()
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    atexit.register(_save_history, readline, path)
+    matches = []
+
+    def completer(text, state):
+        if state == 0:
+            try:
+                matches[:] = server.complete(text) if text else []
+                matches.extend(m for m in LOCAL_COMMANDS if m.startswith(text) and "." not in text)
+            except Exception:  # noqa: BLE001 - completion must never break the console
+                matches[:] = []
+        return matches[state] if state < len(matches) else None
+
+    readline.set_completer_delims(" \t\n`~!@#$%^&*()-=+[{]}\\|;:'\",<>/?")
+    readline.set_completer(completer)
+    readline.parse_and_bind("tab: complete")
+
+
+def _save_history(readline, path):
+    try:
+        readline.write_history_file(path)
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="pylu-controller",
+        description="Run Python statements inside live processes that started an UpdateStub.")
+    p.add_argument("address", nargs="?", help="HOST:PORT to listen on (same as -l)")
+    p.add_argument("-l", "--listen", metavar="HOST:PORT",
+                   help="address to listen on (default $PYLU_CONTROLLER or 127.0.0.1:50050)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow listening on a non-loopback address (use --tls-cert with it)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    p.add_argument("--token", help="shared secret (default $PYLU_TOKEN or "
+                   "~/.config/pyliveupdate/token, created on first use)")
+    p.add_argument("--wait", type=int, default=0, metavar="N",
+                   help="wait until N processes are connected before running commands")
+    p.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
+                   help="give up waiting after S seconds (exit 2)")
+    p.add_argument("-c", "--command", action="append", default=[], metavar="CMD",
+                   help="run CMD (repeatable), print the results and exit; "
+                        "the exit status is 1 if any command failed in any process")
+    p.add_argument("--linger", type=float, default=0.0, metavar="S",
+                   help="with -c: keep printing live output for S seconds before exiting")
+    p.add_argument("--timeout", type=float, default=server_mod.COMMAND_TIMEOUT, metavar="S",
+                   help="how long to wait for a command's replies (default %(default)s)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    address = args.listen or args.address or os.environ.get("PYLU_CONTROLLER") or "127.0.0.1:50050"
+    try:
+        host, port = protocol.parse_address(address)
+    except ValueError as e:
+        sys.exit("pylu-controller: %s" % e)
+    if not server_mod.is_loopback(host):
+        if not args.allow_remote:
+            sys.exit("pylu-controller: %s is not a loopback address; anyone who can reach it "
+                     "could try to connect. Pass --allow-remote to listen there anyway "
+                     "(and --tls-cert/--tls-key to encrypt the traffic)." % host)
+        server_mod.stderr_event("listening on non-loopback address %s:%d%s" % (
+            host, port, " with TLS" if args.tls_cert else " WITHOUT TLS: traffic is "
+            "authenticated but readable on the network"))
+    context = None
+    if args.tls_cert:
+        context = server_mod.tls_server_context(args.tls_cert, args.tls_key)
+    console = Console(None)
+    try:
+        server = server_mod.Server(host, port, token=args.token, ssl_context=context,
+                                   on_output=console.stream_line, on_event=console.event,
+                                   command_timeout=args.timeout)
+        server.start()
+    except protocol.TokenError as e:
+        sys.exit("pylu-controller: %s" % e)
+    except OSError as e:
+        sys.exit("pylu-controller: cannot listen on %s:%d: %s" % (host, port, e.strerror or e))
+    console.server = server
+    try:
+        if args.wait and not server.wait_for(args.wait, args.wait_timeout):
+            console.event("only %d of %d process(es) connected within %g s"
+                          % (len(server.processes(all_=True)), args.wait, args.wait_timeout))
+            return 2
+        if args.command:
+            ok = True
+            for cmd in args.command:
+                try:
+                    ok &= console.execute(cmd)
+                except EOFError:
+                    break
+            if args.linger > 0:
+                time.sleep(args.linger)
+            return 0 if ok else 1
+        console.interact()
+        return 0
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

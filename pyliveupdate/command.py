@@ -1,0 +1,264 @@
+"""Runs the controller's commands inside the program: the stub's namespace and executor.
+
+A command is Python source. It runs in a namespace of its own (never the program's
+builtins) that holds the predefined modifications (FP, LP, FD, LD, VD, LU, ...), with
+this thread's prints captured for the reply; the value of a final expression is echoed
+as in the Python console. Errors are returned as errors, with the traceback of the
+command only. Updates created by a command get ids from the block the controller gave,
+so an id means the same update in every process.
+"""
+import ast
+import builtins
+import contextlib
+import io
+import linecache
+import os
+import sys
+import threading
+import traceback
+
+from . import introspect
+
+MAX_OUTPUT = 4 * 1024 * 1024
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class _ThreadRouter:
+    """Stands in for sys.stdout/sys.stderr: the capturing thread's writes go to its
+    buffer, every other thread's writes go to the stream that was there before."""
+
+    def __init__(self, original, captures):
+        self._pylu_original = original
+        self._pylu_captures = captures
+
+    def write(self, text):
+        buf = self._pylu_captures.get(threading.get_ident())
+        if buf is not None:
+            return buf.write(text)
+        return self._pylu_original.write(text)
+
+    def flush(self):
+        if threading.get_ident() not in self._pylu_captures:
+            return self._pylu_original.flush()
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self._pylu_original, name)
+
+
+class _Capture:
+    """Per-thread capture of sys.stdout and sys.stderr."""
+    _lock = threading.Lock()
+    _captures = {}
+
+    @classmethod
+    @contextlib.contextmanager
+    def this_thread(cls):
+        buf = io.StringIO()
+        with cls._lock:
+            for name in ("stdout", "stderr"):
+                current = getattr(sys, name)
+                if not isinstance(current, _ThreadRouter):
+                    setattr(sys, name, _ThreadRouter(current, cls._captures))
+            cls._captures[threading.get_ident()] = buf
+        try:
+            yield buf
+        finally:
+            with cls._lock:
+                cls._captures.pop(threading.get_ident(), None)
+                if not cls._captures:
+                    for name in ("stdout", "stderr"):
+                        current = getattr(sys, name)
+                        if isinstance(current, _ThreadRouter):
+                            setattr(sys, name, current._pylu_original)
+
+
+def _predefined_names():
+    """The names a command can use without importing anything."""
+    from . import modifications
+    names = dict(modifications.predefined())
+    names["show"] = introspect.show
+    return names
+
+
+class CommandRunner:
+    def __init__(self):
+        self._namespace = None
+        self._lock = threading.Lock()
+        self.executed = set()  # controller sequence numbers of commands run here (fork-inherited)
+
+    def after_fork(self):
+        self._lock = threading.Lock()
+        _Capture._lock = threading.Lock()
+        _Capture._captures.clear()
+
+    @property
+    def namespace(self):
+        if self._namespace is None:
+            ns = {"__name__": "__pylu__", "__builtins__": builtins}
+            try:
+                ns.update(_predefined_names())
+            except Exception as e:  # noqa: BLE001 - keep the channel usable
+                ns["__pylu_setup_error__"] = repr(e)
+            self._namespace = ns
+        return self._namespace
+
+    def handle(self, msg):
+        op = msg.get("op")
+        if op == "exec":
+            return self.run(msg)
+        if op == "ping":
+            return {"op": "pong", "updates": self.update_state()}
+        if op == "complete":
+            text = msg.get("text")
+            if not isinstance(text, str):
+                return {"op": "result", "ok": False, "error": "complete: no text"}
+            return {"op": "completions", "matches": introspect.complete(text, self.namespace)}
+        return {"op": "result", "ok": False, "output": "",
+                "error": "unknown operation %r (controller newer than this stub?)" % (op,)}
+
+    def run(self, msg):
+        src = msg.get("src")
+        if not isinstance(src, str):
+            return {"op": "result", "ok": False, "output": "", "error": "exec: no source"}
+        base = msg.get("base")
+        seq = msg.get("seq")
+        filename = msg.get("filename") or "<controller>"
+        # Keep the source, so tracebacks and show()/inspect can print code defined by a
+        # command or a patch file (such names start with '<', and linecache keeps them).
+        if filename.startswith("<"):
+            linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        limit = msg.get("timeout")
+        limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
+        with self._lock:
+            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
+            if seq is not None:
+                self.executed.add(seq)
+        if len(text) > MAX_OUTPUT:
+            text = text[:MAX_OUTPUT] + "\n[... output truncated at %d bytes]\n" % MAX_OUTPUT
+        return {"op": "result", "ok": ok, "output": text, "error": error, "used": used,
+                "updates": self.update_state()}
+
+    def _execute(self, src, filename, base, echo=True, limit=None):
+        ns = self.namespace
+        used = 0
+        with _Capture.this_thread() as buf:
+            try:
+                tree = compile(src, filename, "exec", ast.PyCF_ONLY_AST)
+                with _id_block(base) as block:
+                    try:
+                        with _Deadline(limit):
+                            _run_tree(tree, filename, ns, echo)
+                    finally:
+                        used = block.used
+                return True, buf.getvalue(), None, used
+            except SystemExit:
+                return False, buf.getvalue(), "SystemExit: commands may not exit the program", used
+            except BaseException as e:  # noqa: BLE001 - report, never propagate
+                return False, buf.getvalue(), _format_error(e, filename), used
+
+    def update_state(self):
+        from . import modifications
+        try:
+            return modifications.update_state()
+        except Exception:  # noqa: BLE001
+            return {"active": [], "known": []}
+
+
+def _run_tree(tree, filename, ns, echo=True):
+    body = tree.body
+    last = body[-1] if echo and body and isinstance(body[-1], ast.Expr) else None
+    if last is not None:
+        body = body[:-1]
+    if body:
+        exec(compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), ns)
+    if last is not None:
+        value = eval(compile(ast.Expression(body=last.value), filename, "eval"), ns)
+        if value is not None:
+            ns["_"] = value
+            print(repr(value))
+
+
+class CommandTimeout(BaseException):
+    """Raised inside a command that outlived the controller's wait for it (a
+    BaseException, so the command's own `except Exception` does not swallow it)."""
+
+    def __str__(self):
+        return "the command ran longer than the controller waits for it, and was interrupted"
+
+
+class _Deadline:
+    """Interrupts this thread's command once `limit` seconds have passed, so a command
+    stuck in a Python loop (a patch that never finishes importing) does not leave the
+    stub deaf. Code blocked inside one C call is interrupted when that call returns."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._armed = False
+        self._timer = None
+
+    def __enter__(self):
+        if self.limit is None:
+            return self
+        self._tid = threading.get_ident()
+        self._armed = True
+        self._timer = threading.Timer(self.limit, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def _fire(self):
+        import ctypes
+        with self._lock:
+            if self._armed:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid),
+                                                           ctypes.py_object(CommandTimeout))
+
+    def __exit__(self, *exc_info):
+        if self._timer is None:
+            return False
+        self._timer.cancel()
+        with self._lock:
+            self._armed = False
+            import ctypes
+            # An interruption that was set but not yet delivered must not land later.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid), None)
+        return False
+
+
+class _NoBlock:
+    used = 0
+
+
+@contextlib.contextmanager
+def _id_block(base):
+    if base is None:
+        yield _NoBlock()
+        return
+    block_of = None
+    try:
+        from .update import UpdateManager
+        block_of = UpdateManager.id_block
+    except (ImportError, AttributeError):
+        pass
+    if block_of is None:
+        yield _NoBlock()
+        return
+    with block_of(int(base)) as block:
+        yield block
+
+
+def _format_error(exc, filename):
+    if isinstance(exc, SyntaxError):
+        return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    te = traceback.TracebackException.from_exception(exc)
+    # Hide this module's frames: the operator wants the frames of the command. Refused
+    # input (our ValueErrors: UpdateError, ...) is explained by its message, so the
+    # library's own frames are noise there too.
+    refused = isinstance(exc, ValueError) and type(exc).__module__.startswith(__package__ + ".")
+    frames = [f for f in te.stack if f.filename != __file__
+              and not (refused and (f.filename.startswith(_PACKAGE_DIR)
+                                    or f.filename == contextlib.__file__))]
+    te.stack = traceback.StackSummary.from_list(frames)
+    return "".join(te.format()).rstrip()

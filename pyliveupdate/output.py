@@ -1,0 +1,184 @@
+"""Where debugger and handler output goes, and how much of it.
+
+Every line goes to three places, as the original tool did and better:
+the program's stderr, the recording log (when the recorder runs) and the controller's
+live stream (when a stub is connected). Each update has a rate limit (a token bucket,
+default DEFAULT_RATE lines per second with bursts of DEFAULT_BURST); lines over the
+limit are dropped, counted, and the count is reported in every sink the next time that
+update gets a line through, or when report_drops() runs (the stub calls it every second).
+"""
+import os
+import sys
+import threading
+import time
+
+TEXT_DEBUG = 1
+TEXT_HANDLER = 2
+TEXT_ENGINE = 3
+
+DEFAULT_RATE = 200.0
+DEFAULT_BURST = 400.0
+# The rate limit counts lines; this bounds their size, so a handler printing megabytes
+# cannot flood the program's stderr, the log or the controller.
+MAX_LINE = 64 * 1024
+
+_lock = threading.Lock()
+_buckets = {}          # update id -> _Bucket
+_limits = {}           # update id -> (rate, burst)
+_default = [DEFAULT_RATE, DEFAULT_BURST]
+_streams = []          # callables(update_id, kind, text) -> None; the connected stub(s)
+_to_stderr = [True]
+
+
+class _Bucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp", "dropped", "unreported", "emitted")
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+        self.dropped = self.unreported = self.emitted = 0
+
+    def take(self):
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def set_rate_limit(per_second, update_id=None, burst=None):
+    """Lines per second for one update (or, with update_id=None, the default for all)."""
+    per_second = float(per_second)
+    if per_second <= 0:
+        raise ValueError("the rate limit must be positive (lines per second)")
+    burst = float(burst) if burst is not None else max(1.0, per_second * 2)
+    with _lock:
+        if update_id is None:
+            _default[:] = [per_second, burst]
+        else:
+            _limits[update_id] = (per_second, burst)
+            bucket = _buckets.get(update_id)
+            if bucket is not None:
+                bucket.rate, bucket.burst = per_second, burst
+                bucket.tokens = min(bucket.tokens, burst)
+
+
+def send_to_stderr(enabled):
+    """Turn the copy on the program's stderr on or off (log and stream are unaffected)."""
+    _to_stderr[0] = bool(enabled)
+
+
+def add_stream(callback):
+    with _lock:
+        _streams.append(callback)
+
+
+def remove_stream(callback):
+    with _lock:
+        if callback in _streams:
+            _streams.remove(callback)
+
+
+def emit(update_id, text, kind=TEXT_DEBUG):
+    """Send one line of output of an update to every sink, within its rate limit.
+
+    Never raises: this runs inside the program's own threads.
+    """
+    try:
+        if len(text) > MAX_LINE:
+            text = "%s [... %d characters cut]" % (text[:MAX_LINE], len(text) - MAX_LINE)
+        with _lock:
+            bucket = _buckets.get(update_id)
+            if bucket is None:
+                rate, burst = _limits.get(update_id, _default)
+                bucket = _buckets[update_id] = _Bucket(rate, burst)
+            if not bucket.take():
+                bucket.dropped += 1
+                bucket.unreported += 1
+                return False
+            bucket.emitted += 1
+            notice = _take_notice(update_id, bucket)
+            streams = list(_streams)
+        if notice:
+            _deliver(update_id, TEXT_ENGINE, notice, streams)
+        _deliver(update_id, kind, text, streams)
+        return True
+    except Exception:  # noqa: BLE001 - output must never break the program
+        return False
+
+
+def _take_notice(update_id, bucket):
+    if not bucket.unreported:
+        return None
+    n, bucket.unreported = bucket.unreported, 0
+    return ("[pyliveupdate] update %s: %d line%s of output dropped by the rate limit "
+            "(%g lines/s; %d dropped in all)" % (update_id, n, "" if n == 1 else "s",
+                                                bucket.rate, bucket.dropped))
+
+
+def report_drops():
+    """Report drops that no later line has reported yet. Returns how many were reported."""
+    with _lock:
+        notices = [(uid, _take_notice(uid, b)) for uid, b in _buckets.items() if b.unreported]
+        streams = list(_streams)
+    for uid, notice in notices:
+        _deliver(uid, TEXT_ENGINE, notice, streams)
+    return len(notices)
+
+
+def stats():
+    """{update id: {"emitted": n, "dropped": n, "rate": r}}"""
+    with _lock:
+        return {uid: {"emitted": b.emitted, "dropped": b.dropped, "rate": b.rate}
+                for uid, b in _buckets.items()}
+
+
+def forget(update_id):
+    """Reports the update's last drops, then drops its bucket (on revert)."""
+    with _lock:
+        bucket = _buckets.pop(update_id, None)
+        _limits.pop(update_id, None)
+        notice = _take_notice(update_id, bucket) if bucket else None
+        streams = list(_streams)
+    if notice:
+        _deliver(update_id, TEXT_ENGINE, notice, streams)
+
+
+def _deliver(update_id, kind, text, streams):
+    if _to_stderr[0]:
+        try:
+            err = sys.stderr
+            if err is not None:
+                err.write(text + "\n")
+                err.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    _to_log(kind, text)
+    for stream in streams:
+        try:
+            stream(update_id, kind, text)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _reinit_after_fork():
+    # Another thread may have held the lock when the program forked.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
+def _to_log(kind, text):
+    engine = sys.modules.get("pyliveupdate._engine")
+    if engine is None:
+        return
+    try:
+        active = getattr(engine, "recorder_active", None)
+        if active is not None and active():
+            engine.recorder_text(kind, text)
+    except Exception:  # noqa: BLE001
+        pass

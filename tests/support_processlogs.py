@@ -1,0 +1,245 @@
+"""Helpers for the pylu-processlogs tests: synthetic event streams and a headless browser."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import time
+
+from pyliveupdate_controller.processlogs.aggregate import build_process, consume
+from pyliveupdate_controller.processlogs.model import Report
+
+CALL, RESUME, RETURN, YIELD, UNWIND, LINE, LINE_MARK = range(1, 8)
+WIRE = struct.Struct("<qIIIHH")
+
+
+def pack(kind: int, thread: int, ts: int, code: int, line: int = 0) -> bytes:
+    return WIRE.pack(ts, code, line, thread, kind, 0)
+
+
+class Trace:
+    """A synthetic log: events plus the metadata records that describe them."""
+
+    def __init__(self, pid: int = 4242):
+        self.pid = pid
+        self.events: list[bytes] = []
+        self.metas: list[tuple] = []
+
+    def code(self, code_id: int, qualname: str, module: str = "pkg.mod",
+             filename: str = "/src/pkg/mod.py", firstlineno: int = 1) -> "Trace":
+        self.metas.append(("code", code_id, qualname, filename, firstlineno, module))
+        return self
+
+    def thread(self, thread: int, name: str, os_tid: int = 0) -> "Trace":
+        self.metas.append(("thread", thread, os_tid or 1000 + thread, name))
+        return self
+
+    def ev(self, kind: int, ts: int, code: int, line: int = 0, thread: int = 1) -> "Trace":
+        self.events.append(pack(kind, thread, ts, code, line))
+        return self
+
+    def drop(self, thread: int, count: int) -> "Trace":
+        self.metas.append(("drop", thread, count))
+        return self
+
+    def chunks(self, per_chunk: int = 1000):
+        """(events_bytes, metas) like LogReader.chunks(); metas arrive with the first chunk."""
+        metas = list(self.metas)
+        for i in range(0, max(len(self.events), 1), per_chunk):
+            yield b"".join(self.events[i:i + per_chunk]), metas
+            metas = []
+
+    def process(self, start_ns=None, end_ns=None, per_chunk: int = 1000):
+        builder, meta = consume(self.chunks(per_chunk), start_ns=start_ns, end_ns=end_ns)
+        return build_process(builder, meta, pid=self.pid, path="synthetic.pylog",
+                             header={"pid": self.pid, "argv": ["synthetic"]})
+
+    def report(self, **kw) -> Report:
+        return Report([self.process(**kw)])
+
+
+def find(node, *path):
+    """The node reached by following function names from `node` (a Node or ThreadProfile)."""
+    node = getattr(node, "root", node)
+    for name in path:
+        matches = [c for c in node.children if c.function == name]
+        assert len(matches) == 1, "%s not a unique child of %s: %s" % (
+            name, node.function, [c.function for c in node.children])
+        node = matches[0]
+    return node
+
+
+# ---- headless Chromium over the DevTools protocol (pipe transport, stdlib only) ----
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Browser:
+    """Chromium with --remote-debugging-pipe: JSON messages, NUL-terminated, on fds 3/4."""
+
+    def __init__(self, profile_dir: str, width: int = 1300, height: int = 900):
+        exe = chromium_path()
+        if exe is None:
+            raise RuntimeError("chromium is not installed (apt-get install chromium)")
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # The browser reads commands on fd 3 and writes replies on fd 4.
+        self.proc = subprocess.Popen(
+            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+             "--user-data-dir=" + profile_dir, "--window-size=%d,%d" % (width, height),
+             "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self._browser_env(), pass_fds=(3, 4), preexec_fn=self._dup_fds(to_browser_r, from_browser_w))
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._buf = b""
+        self._next_id = 0
+        self.session = None
+
+    @staticmethod
+    def _browser_env() -> dict:
+        # The sanitizer run preloads libasan into every child; chromium must not inherit it.
+        return {k: v for k, v in os.environ.items()
+                if k != "LD_PRELOAD" and not k.startswith(("ASAN_", "UBSAN_"))}
+
+    @staticmethod
+    def _dup_fds(read_fd: int, write_fd: int):
+        def setup():
+            # dup to spare fds first so the two moves cannot clobber each other
+            r, w = os.dup(read_fd), os.dup(write_fd)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+        return setup
+
+    def _read_message(self, deadline: float) -> dict:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_browser], [], [], left)[0]:
+                raise TimeoutError("no reply from chromium")
+            data = os.read(self._from_browser, 1 << 16)
+            if not data:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buf += data
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, params: dict | None = None, session: bool = True,
+             timeout: float = 30.0) -> dict:
+        self._next_id += 1
+        msg = {"id": self._next_id, "method": method, "params": params or {}}
+        if session and self.session:
+            msg["sessionId"] = self.session
+        os.write(self._to_browser, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read_message(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError("%s failed: %s" % (method, reply["error"]))
+                return reply.get("result", {})
+
+    def open(self, url: str) -> None:
+        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
+        attached = self.send("Target.attachToTarget",
+                             {"targetId": target["targetId"], "flatten": True}, session=False)
+        self.session = attached["sessionId"]
+        self.send("Page.enable")
+        self.send("Page.navigate", {"url": url})
+        deadline = time.monotonic() + 30
+        while self.eval("document.readyState") != "complete":
+            if time.monotonic() > deadline:
+                raise TimeoutError("page did not load")
+            time.sleep(0.05)
+
+    def eval(self, expression: str):
+        res = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in res:
+            raise RuntimeError("JS error: %s" % res["exceptionDetails"])
+        return res["result"].get("value")
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        params = {"type": kind, "x": x, "y": y}
+        if kind in ("mousePressed", "mouseReleased"):
+            params.update(button="left", clickCount=1)
+        self.send("Input.dispatchMouseEvent", params)
+
+    def click(self, x: float, y: float) -> None:
+        self.mouse("mouseMoved", x, y)
+        self.mouse("mousePressed", x, y)
+        self.mouse("mouseReleased", x, y)
+
+    def screenshot_png(self, clip: dict | None = None) -> bytes:
+        params = {"format": "png"}
+        if clip:
+            params["clip"] = dict(clip, scale=1)
+        return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", session=False, timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+def png_distinct_colors(png: bytes, sample: int = 4000) -> int:
+    """Number of distinct pixel colours in a PNG (stdlib decoder for 8-bit RGB/RGBA)."""
+    import zlib
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(png):
+        length, ctype = struct.unpack(">I4s", png[pos:pos + 8])
+        data = png[pos + 8:pos + 8 + length]
+        if ctype == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", data[:10])
+            assert depth == 8 and color in (2, 6), (depth, color)
+            bpp = 3 if color == 2 else 4
+        elif ctype == b"IDAT":
+            idat += data
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    colors = set()
+    rows = []
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pr = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pr) & 255
+        rows.append(bytes(line))
+        prev = line
+    step = max(1, (width * height) // sample)
+    for k in range(0, width * height, step):
+        y, x = divmod(k, width)
+        colors.add(rows[y][x * bpp:x * bpp + 3])
+    return len(colors)
