@@ -16,7 +16,7 @@ each with both sources (sys.monitoring, PEP 523 frame hook where Python allows i
 beside cProfile and the no-op floors (a C monitoring callback that returns at once, a
 forwarding frame hook).  The recorder runs for real (rings, flusher, zstd log).
 
-    python bench/bench_engine.py [--rounds N] [--json]
+    python bench/bench_engine.py [--rounds N] [--quick] [--json]
 """
 import argparse
 import cProfile
@@ -229,8 +229,16 @@ def table(results, stats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 rounds of a quarter-size workload (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.quick:
+        global LOOP_CALLS, FIB_N
+        LOOP_CALLS, FIB_N = LOOP_CALLS // 4, FIB_N - 3
+        CALLS[loop], CALLS[fib_run] = LOOP_CALLS, _fib_calls(FIB_N)
+        loop.__defaults__ = (LOOP_CALLS,)
+        args.rounds = min(args.rounds, 3)
     with tempfile.TemporaryDirectory(prefix="pylu-bench-") as tmp:
         results = run(engine_only_rows(), args.rounds)
         recording.ensure_started(os.path.join(tmp, "logs"))

@@ -112,11 +112,7 @@ pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
             }
         }
     }
-    /* record.h's fast path dereferences a NULL ring when no log was ever started on
-     * this thread (session 0 == the thread's initial session 0): skip it then. */
-    if (atomic_load_explicit(&pylu_session, memory_order_relaxed) != 0) {
-        pylu_record(kind, st->id, line);
-    }
+    pylu_record(kind, st->id, line); /* returns at once while no log is open */
 }
 
 /* Registry of armed codes (strong refs): add/remove keep PYLU_CS_ARMED in step. */
