@@ -128,7 +128,7 @@ class CommandRunner:
             linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         with self._lock:
             ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True))
-            if seq is not None:
+            if isinstance(seq, (str, int)):
                 self.executed.add(seq)
         if len(text) > MAX_OUTPUT:
             text = text[:MAX_OUTPUT] + "\n[... output truncated at %d bytes]\n" % MAX_OUTPUT
