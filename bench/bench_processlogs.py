@@ -1,7 +1,7 @@
 """Processing speed of pylu-processlogs: events per second into the summary, and peak
 memory against the number of events (it should stay flat: aggregation is streaming).
 
-    python bench/bench_processlogs.py [--events N] [--rounds R] [--json]
+    python bench/bench_processlogs.py [--events N] [--rounds R] [--quick] [--json]
 
 Events are a synthetic but realistic stream (4 threads, nested calls, recursion, generator
 resumes, line events) packed in the LogReader.chunks() layout and fed chunk by chunk, as the
@@ -135,7 +135,7 @@ def real_log_rate(n_events: int) -> dict | None:
         proc = read_log(path)
         render_summary(Report([proc]))
         elapsed = time.perf_counter() - t0
-        return {"events": proc.events, "seconds": elapsed,
+        return {"events": proc.events, "dropped_by_recorder": proc.dropped, "seconds": elapsed,
                 "events_per_s": proc.events / elapsed if elapsed else 0.0,
                 "log_bytes": os.path.getsize(path)}
 
@@ -145,8 +145,11 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="2 M events, 3 rounds")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.events, args.rounds = min(args.events, 2_000_000), min(args.rounds, 3)
     chunk = make_chunk()
     if args.child:
         run_summary(chunk, args.child)

@@ -5,6 +5,14 @@ absolute time: each round measures the baseline and the instrumented case back t
 alternating which goes first, and the round's ratio is instrumented / baseline. We
 report the median of the per-round ratios and their spread (min–max).
 
+Each run times units of work one by one, in CPU time of the process (all threads, so
+a tool's helper thread is charged) and in wall time. The headline figure is the CPU
+ratio: on a shared machine (load 10 on 2 cores while this was written) a 10 ms unit is
+preempted far more often than a 1 ms one, so wall ratios of slow tools come out 2-3x
+too high, while CPU time only counts what the process ran. Wall ratios are kept too
+(in the JSON), and shown where a tool waits rather than computes (the original
+PyLiveUpdate's logging thread convoys on the GIL).
+
 Two levels:
   paired_rounds(measure_base, measure_tool, rounds)   any two zero-argument callables
                                                       returning seconds -> Summary
@@ -66,8 +74,8 @@ def paired_rounds(measure_base, measure_tool, rounds, on_round=None):
 
 
 class ChildRunner(object):
-    """Run child.py in a fresh process of ``python``; return the median seconds of one
-    unit of work over the ``repeat`` units it timed."""
+    """Run child.py in a fresh process of ``python``; return {"cpu": s, "wall": s}, the
+    median seconds of one unit of work over the ``repeat`` units it timed."""
 
     def __init__(self, python=sys.executable, env=None, timeout=300):
         self.python = python
@@ -77,7 +85,7 @@ class ChildRunner(object):
 
     def run(self, workload, variant, repeat, warmup=None):
         if warmup is None:  # enough for the interpreter to specialise under the tool
-            warmup = max(2, repeat // 5)
+            warmup = max(1, repeat // 5)
         spec = {"workload": workload, "variant": variant, "repeat": repeat, "warmup": warmup}
         tmp = tempfile.mkdtemp(prefix="pylu-bench-")
         try:
@@ -105,9 +113,10 @@ class ChildRunner(object):
             info = dict(result.get("info") or {})
             info["stdout_bytes"] = os.path.getsize(os.path.join(tmp, "stdout"))
             info["stderr_bytes"] = os.path.getsize(os.path.join(tmp, "stderr"))
-            info["units"] = len(result["units"])
+            info["units"] = len(result["units_cpu"])
             self.last_info = info
-            return statistics.median(result["units"])
+            return {"cpu": statistics.median(result["units_cpu"]),
+                    "wall": statistics.median(result["units_wall"])}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -123,26 +132,42 @@ MIN_UNITS = 3  # a median needs a few
 
 def calibrate(runner, workload, target_seconds):
     """Units of ``workload`` per timed run so that the baseline takes ~target_seconds."""
-    per_unit = runner.run(workload, "control", repeat=MIN_UNITS)
+    per_unit = runner.run(workload, "control", repeat=MIN_UNITS)["cpu"]
     return max(MIN_UNITS, int(round(target_seconds / per_unit))), per_unit
 
 
-def measure_cells(runner, workload, variants, rounds, repeat, progress=None):
-    """Pair each variant with the baseline (variant "control" is the baseline itself)
-    on one workload, interleaving the variants round by round. Returns {variant: cell}.
+class Cells(object):
+    """The cells of one workload: every variant paired with the baseline (variant
+    "control" is the baseline against itself), one round at a time, so a caller can
+    interleave workloads round by round and stop when its time budget is spent.
 
     A variant that is unavailable or fails is tried once and reported with its reason.
+    After its first pair, a slow tool's runs time fewer units (so that they take about
+    as long as the baseline's): the figure is a per-unit median, so it does not depend
+    on the number of units. ``tool_repeat``/``tool_warmup`` fix them instead (for tools
+    so slow that one unit takes seconds).
     """
-    cells = {v: {"workload": workload, "variant": v, "rounds": []} for v in variants}
-    live = list(variants)
-    for index in range(rounds):
-        # Rotate the order of the variants every round, so none always runs first.
-        shift = index % len(live) if live else 0
+
+    def __init__(self, runner, workload, variants, repeat, progress=None,
+                 tool_repeat=None, tool_warmup=None):
+        self.runner, self.workload, self.repeat = runner, workload, repeat
+        self.progress = progress
+        self.cells = {v: {"workload": workload, "variant": v, "rounds": []} for v in variants}
+        self.live = list(variants)
+        self.units = {v: (repeat, None) for v in variants}
+        self.fixed = tool_repeat is not None
+        if self.fixed:
+            self.units.update({v: (tool_repeat, tool_warmup) for v in variants if v != "control"})
+
+    def run_round(self, index):
+        live = self.live
+        shift = index % len(live) if live else 0  # rotate: none always runs first
         for variant in live[shift:] + live[:shift]:
-            cell = cells[variant]
+            cell = self.cells[variant]
             started = time.monotonic()
             try:
-                pair = _pair(runner, workload, variant, repeat, tool_first=index % 2 == 1)
+                pair = _pair(self.runner, self.workload, variant, self.repeat,
+                             self.units[variant], tool_first=index % 2 == 1)
             except Unavailable as exc:
                 cell["unavailable"] = str(exc)
             except ChildFailed as exc:
@@ -150,25 +175,43 @@ def measure_cells(runner, workload, variants, rounds, repeat, progress=None):
             else:
                 cell["rounds"].append(pair)
                 cell["info"] = pair.pop("info")
-            if progress:
-                progress(workload, variant, index, cell, time.monotonic() - started)
-        live = [v for v in live if "unavailable" not in cells[v] and "error" not in cells[v]]
-    for cell in cells.values():
-        stats = summarize([r["ratio"] for r in cell["rounds"]])
-        if stats:
-            cell.update(stats)
-    return cells
+                if not self.fixed and variant != "control" and len(cell["rounds"]) == 1:
+                    slower = max(1.0, pair["ratio"])
+                    self.units[variant] = (max(MIN_UNITS, int(round(self.repeat / slower))),
+                                           None)
+            if self.progress:
+                self.progress(self.workload, variant, index, cell, time.monotonic() - started)
+        self.live = [v for v in live if "unavailable" not in self.cells[v]
+                     and "error" not in self.cells[v]]
+
+    def results(self):
+        for cell in self.cells.values():
+            stats = summarize([r["ratio"] for r in cell["rounds"]])
+            if stats:
+                cell.update(stats)
+                cell["wall"] = summarize([r["ratio_wall"] for r in cell["rounds"]])
+        return self.cells
 
 
-def _pair(runner, workload, variant, repeat, tool_first):
+def measure_cells(runner, workload, variants, rounds, repeat, progress=None,
+                  tool_repeat=None, tool_warmup=None):
+    """All rounds of one workload at once; {variant: cell}."""
+    cells = Cells(runner, workload, variants, repeat, progress, tool_repeat, tool_warmup)
+    for index in range(rounds):
+        cells.run_round(index)
+    return cells.results()
+
+
+def _pair(runner, workload, variant, repeat, tool_units, tool_first):
     """One baseline run and one tool run, in the given order; the tool's own report
     (events, drops, output size) comes back as "info"."""
     if tool_first:
-        tool = runner.run(workload, variant, repeat)
+        tool = runner.run(workload, variant, *tool_units)
         info = runner.last_info
         base = runner.run(workload, "control", repeat)
     else:
         base = runner.run(workload, "control", repeat)
-        tool = runner.run(workload, variant, repeat)
+        tool = runner.run(workload, variant, *tool_units)
         info = runner.last_info
-    return {"base": base, "tool": tool, "ratio": tool / base, "info": info}
+    return {"base": base, "tool": tool, "ratio": tool["cpu"] / base["cpu"],
+            "ratio_wall": tool["wall"] / base["wall"], "info": info}

@@ -50,11 +50,18 @@ class _Notes(object):
         return self.texts.index(text) + 1
 
 
-def cell_text(cell, notes):
+def _ratio(stats):
+    fmt = "%.0f× (%.0f–%.0f)" if stats["median"] >= 100 else "%.2f× (%.2f–%.2f)"
+    return fmt % (stats["median"], stats["min"], stats["max"])
+
+
+def cell_text(cell, notes, wall=False):
     if cell is None:
         return "not run"
     if "median" in cell:
-        text = "%.2f× (%.2f–%.2f)" % (cell["median"], cell["min"], cell["max"])
+        text = _ratio(cell)
+        if wall and cell.get("wall"):
+            text = "CPU %s, wall %s" % (text, _ratio(cell["wall"]))
         if "error" in cell:  # failed in a later round
             text += " [%d]" % notes.ref(cell["error"])
         return text
@@ -65,14 +72,14 @@ def cell_text(cell, notes):
     return "not run"
 
 
-def _table(rows, cells, names, notes):
+def _table(rows, cells, names, notes, wall=False):
     out = ["| case | tool | " + " | ".join(names) + " |",
            "|---|---|" + "---|" * len(names)]
     for case, tools in rows:
         for i, (who, variant) in enumerate(tools):
             line = [case if i == 0 else "", who]
             for name in names:
-                line.append(cell_text(cells.get(name, {}).get(variant), notes))
+                line.append(cell_text(cells.get(name, {}).get(variant), notes, wall))
             out.append("| " + " | ".join(line) + " |")
     return out
 
@@ -103,14 +110,21 @@ def render(results):
     names = meta["workloads"]
     notes = _Notes()
     md = ["# pyliveupdate bench: cost against the tools users pick instead", ""]
-    md.append("Run %s on %s (%s cores, %s; %s); command `%s`." % (
-        meta["date"], meta["machine"]["cpu"], meta["machine"]["cores"],
-        meta["machine"]["kernel"], meta["machine"]["tsc_flags"] or "no TSC flags",
-        meta["command"]))
+    machine = meta["machine"]
+    md.append("Run %s on %s (%s cores, Linux %s, %s); command `%s`, %.0f s. Load "
+              "average %s at the start, %s at the end (the machine is shared; see "
+              "Method)." % (
+                  meta["date"], machine["cpu"], machine["cores"], machine["kernel"],
+                  machine["tsc_flags"] or "no TSC flags", meta["command"],
+                  meta.get("seconds", 0), machine.get("loadavg_at_start"),
+                  machine.get("loadavg_at_end")))
     md.append("Python %s for the main table. Every figure is instrumented time / baseline "
               "time, each pair run back to back in fresh processes, %d rounds, order "
-              "alternating; shown as median (min–max) of the per-round ratios. Lower is "
-              "better; 1.00× is free. Baseline runs last ~%.2f s (%s)." % (
+              "alternating; shown as median (min–max) of the per-round ratios. Time is CPU "
+              "time of the whole process (all threads) per unit of work, median unit of "
+              "each run: on a shared machine wall time charges other people's load to "
+              "slow tools (wall ratios are in latest.json). Lower is better; 1.00× is "
+              "free. Baseline runs last ~%.2f s (%s)." % (
                   meta["python"], meta["rounds"], meta["target_seconds"],
                   "quick mode" if meta["quick"] else "default mode"))
     md += ["", "## Workloads", ""]
@@ -130,6 +144,9 @@ def render(results):
         if "error" in extra:
             md.append("Not run: %s" % extra["error"])
         else:
+            md.append("Same method, %d rounds; the PEP 523 frame source is allowed on "
+                      "3.13." % extra.get("rounds", 0))
+            md.append("")
             rows = [(case, [t for t in tools if t[1] in extra["variants"]])
                     for case, tools in ROWS]
             rows = [r for r in rows if r[1]]
@@ -143,7 +160,7 @@ def render(results):
         else:
             md.append(original.get("setup_note", ""))
             md.append("")
-            md += _table(ORIGINAL_ROWS, original["cells"], names, notes)
+            md += _table(ORIGINAL_ROWS, original["cells"], names, notes, wall=True)
     others = results.get("other_benches") or {}
     if others:
         md += ["", "## Figures from the other benches", ""]
@@ -154,7 +171,8 @@ def render(results):
             elif "error" in item:
                 md.append("- `bench/%s.py`: failed: %s" % (name, item["error"]))
             else:
-                md.append("- `bench/%s.py` (`--json`, %.0f s):" % (name, item["seconds"]))
+                md.append("- `%s --json` (%.0f s):" % (item.get("command", "bench/%s.py" % name),
+                                                      item["seconds"]))
                 md.append("")
                 md.append("  ```json")
                 import json
@@ -165,6 +183,8 @@ def render(results):
         md += ["", "## Notes", ""]
         for i, text in enumerate(notes.texts, 1):
             md.append("%d. %s" % (i, text))
-    md += ["", "Tools: " + "; ".join("`%s` = %s" % (v, label(v)) for _, tools in ROWS
-                                       for _, v in tools if v != "control") + "."]
+    seen = []
+    for _, tools in ROWS:
+        seen += [v for _, v in tools if v != "control" and v not in seen]
+    md += ["", "Tools: " + "; ".join("`%s` = %s" % (v, label(v)) for v in seen) + "."]
     return "\n".join(md) + "\n"

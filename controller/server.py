@@ -19,6 +19,7 @@ import time
 from pyliveupdate import protocol
 
 COMMAND_TIMEOUT = 60.0
+INTERRUPT_GRACE = 1.0
 
 
 class Process:
@@ -308,8 +309,10 @@ class Server:
                 return []
             cmd = Command("%s:%d" % (self._run_id, next(self._seq)), src, filename,
                           self.next_id, echo)
-            waiters = [(p, p.send_request(cmd.message())) for p in procs]
-            deadline = time.monotonic() + timeout
+            msg = dict(cmd.message(), timeout=timeout)
+            waiters = [(p, p.send_request(msg)) for p in procs]
+            # The stubs interrupt the command at `timeout`; the grace lets that report arrive.
+            deadline = time.monotonic() + timeout + INTERRUPT_GRACE
             results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
             for p, reply in results:
                 p.executed.add(cmd.seq)

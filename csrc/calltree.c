@@ -23,6 +23,8 @@ typedef struct {
     uint32_t code;
     uint64_t hits;     /* closed CALL slices: completed calls */
     uint64_t slices;   /* closed CALL + RESUME slices */
+    uint64_t running;  /* slices still open at the end, charged up to it by finish() */
+    int64_t running_ns;   /* the part of total_ns those slices account for */
     int64_t total_ns;
     int64_t self_ns;
 } ct_node;
@@ -47,6 +49,7 @@ typedef struct {
     ct_frame orphan;   /* line slice of a code whose frame opened before recording */
     uint64_t unmatched_closes;   /* close events with no open slice of that code */
     uint64_t forced_closes;      /* slices closed because an outer slice closed first */
+    uint64_t gap_closes;         /* slices closed at a recording gap (dropped records) */
     uint64_t stray_lines;        /* LINE/LINE_MARK whose frame is not on top */
     int64_t first_ts;
     int64_t last_ts;
@@ -77,6 +80,7 @@ typedef struct {
     size_t n_lines, lines_cap;
     uint64_t events;
     uint64_t bad_kinds;
+    int finished;             /* finish() ran: open slices were charged, no more feeding */
     int64_t last_ts;
 } CallTreeBuilder;
 
@@ -353,9 +357,13 @@ open_line(CallTreeBuilder *b, size_t thread_index, ct_frame *f, uint32_t line, i
     return 0;
 }
 
-/* Close the top slice of `t` at `ts`, charging its node and its parent slice. */
+/* How a slice ends: its own close event, the end of the log, or a recording gap. */
+typedef enum { END_CLOSED, END_LOG, END_GAP } slice_end;
+
+/* Close the top slice of `t` at `ts`, charging its node and its parent slice. Only slices
+ * that really closed count as hits; slices cut by the log's end count as running. */
 static int
-pop_slice(CallTreeBuilder *b, ct_thread *t, size_t thread_index, int64_t ts)
+pop_slice(CallTreeBuilder *b, ct_thread *t, size_t thread_index, int64_t ts, slice_end how)
 {
     ct_frame *f = &t->stack[t->depth - 1];
     if (close_line(b, thread_index, f, ts) < 0) {
@@ -364,9 +372,16 @@ pop_slice(CallTreeBuilder *b, ct_thread *t, size_t thread_index, int64_t ts)
     int64_t dur = clipped(b, f->start, ts);
     ct_node *n = &b->nodes[f->node];
     n->total_ns += dur;
-    n->self_ns += dur - f->child_ns;
-    n->hits += f->call_hit;
-    n->slices += f->slice_hit;
+    /* Never negative, even if a broken log has timestamps that go backwards. */
+    n->self_ns += dur > f->child_ns ? dur - f->child_ns : 0;
+    if (how == END_CLOSED) {
+        n->hits += f->call_hit;
+        n->slices += f->slice_hit;
+    }
+    else if (how == END_LOG) {
+        n->running++;
+        n->running_ns += dur;
+    }
     t->depth--;
     if (t->depth) {
         t->stack[t->depth - 1].child_ns += dur;
@@ -409,11 +424,11 @@ on_close(CallTreeBuilder *b, ct_thread *t, size_t thread_index, uint32_t code, i
     }
     while (t->depth > i) {   /* inner slices whose close was lost */
         t->forced_closes++;
-        if (pop_slice(b, t, thread_index, ts) < 0) {
+        if (pop_slice(b, t, thread_index, ts, END_CLOSED) < 0) {
             return -1;
         }
     }
-    return pop_slice(b, t, thread_index, ts);
+    return pop_slice(b, t, thread_index, ts, END_CLOSED);
 }
 
 static ct_frame *
@@ -489,6 +504,19 @@ consume(CallTreeBuilder *b, const unsigned char *p, Py_ssize_t n)
     return 0;
 }
 
+/* Close every open slice of `t` at `ts` (and its orphan line slice). */
+static int
+close_all(CallTreeBuilder *b, ct_thread *t, int64_t ts, slice_end how)
+{
+    size_t ti = (size_t)(t - b->threads);
+    while (t->depth) {
+        if (pop_slice(b, t, ti, ts, how) < 0) {
+            return -1;
+        }
+    }
+    return close_line(b, ti, &t->orphan, ts);
+}
+
 /* ---- Python type ---------------------------------------------------------- */
 
 static int
@@ -548,6 +576,10 @@ builder_feed(PyObject *self, PyObject *arg)
         PyErr_SetString(PyExc_RuntimeError, "CallTreeBuilder was not initialised");
         return NULL;
     }
+    if (b->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "CallTreeBuilder.finish() was called: no more events");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -568,7 +600,7 @@ builder_feed(PyObject *self, PyObject *arg)
 }
 
 static PyObject *
-thread_result(CallTreeBuilder *b, ct_thread *t, size_t ti)
+open_slices(ct_thread *t)
 {
     PyObject *open = PyList_New(0);
     if (open == NULL) {
@@ -584,11 +616,73 @@ thread_result(CallTreeBuilder *b, ct_thread *t, size_t ti)
         }
         Py_DECREF(item);
     }
+    return open;
+}
+
+static PyObject *
+builder_gap(PyObject *self, PyObject *arg)
+{
+    CallTreeBuilder *b = (CallTreeBuilder *)self;
+    unsigned long thread = PyLong_AsUnsignedLong(arg);
+    if (thread == (unsigned long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (b->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "CallTreeBuilder.finish() was called: no more events");
+        return NULL;
+    }
+    for (size_t i = 0; i < b->n_threads; i++) {
+        ct_thread *t = &b->threads[i];
+        if (t->thread == thread) {
+            t->gap_closes += t->depth;
+            if (close_all(b, t, t->last_ts, END_GAP) < 0) {
+                return NULL;
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+builder_finish(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    CallTreeBuilder *b = (CallTreeBuilder *)self;
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    if (b->finished) {
+        return out;
+    }
+    for (size_t i = 0; i < b->n_threads; i++) {
+        ct_thread *t = &b->threads[i];
+        PyObject *key = PyLong_FromUnsignedLong(t->thread);
+        PyObject *open = open_slices(t);
+        int rc = (key && open) ? PyDict_SetItem(out, key, open) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(open);
+        if (rc < 0 || close_all(b, t, b->last_ts, END_LOG) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    b->finished = 1;
+    return out;
+}
+
+static PyObject *
+thread_result(CallTreeBuilder *b, ct_thread *t, size_t ti)
+{
+    PyObject *open = open_slices(t);
+    if (open == NULL) {
+        return NULL;
+    }
     PyObject *res = Py_BuildValue(
-        "{sI sI sN sK sK sK sL sL}",
+        "{sI sI sN sK sK sK sK sL sL}",
         "thread", t->thread, "root", t->root, "open", open,
         "unmatched_closes", (unsigned long long)t->unmatched_closes,
         "forced_closes", (unsigned long long)t->forced_closes,
+        "gap_closes", (unsigned long long)t->gap_closes,
         "stray_lines", (unsigned long long)t->stray_lines,
         "first_ts", (long long)t->first_ts, "last_ts", (long long)t->last_ts);
     PYLU_UNUSED(b);
@@ -610,10 +704,11 @@ builder_result(PyObject *self, PyObject *Py_UNUSED(ignored))
     for (size_t i = 0; i < b->n_nodes; i++) {
         ct_node *n = &b->nodes[i];
         PyObject *item = Py_BuildValue(
-            "(llKKLL)", n->parent == NO_NODE ? -1L : (long)n->parent,
+            "(llKKLLKL)", n->parent == NO_NODE ? -1L : (long)n->parent,
             n->code == ROOT_CODE ? -1L : (long)n->code,
             (unsigned long long)n->hits, (unsigned long long)n->slices,
-            (long long)n->total_ns, (long long)n->self_ns);
+            (long long)n->total_ns, (long long)n->self_ns, (unsigned long long)n->running,
+            (long long)n->running_ns);
         if (item == NULL) {
             goto error;
         }
@@ -666,6 +761,12 @@ builder_get_nodes(PyObject *self, void *Py_UNUSED(closure))
 static PyMethodDef builder_methods[] = {
     {"feed", builder_feed, METH_O,
      "feed(events_bytes) -> None\n--\n\nConsume packed 24-byte event records."},
+    {"gap", builder_gap, METH_O,
+     "gap(thread) -> None\n--\n\nRecords were lost on `thread`: close its open slices at its "
+     "last event, so\nlater events cannot nest under slices whose end was lost."},
+    {"finish", builder_finish, METH_NOARGS,
+     "finish() -> {thread: [(node, start_ns, line)]}\n--\n\nThe slices still open, then charge "
+     "them up to the last event (node\n`running` counts them). No feeding afterwards."},
     {"result", builder_result, METH_NOARGS,
      "result() -> dict\n--\n\nNodes, threads (open slices, mismatches) and line stats so far."},
     {NULL, NULL, 0, NULL},

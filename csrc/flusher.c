@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,12 +164,12 @@ typedef struct {
     /* discarding after a write failure */
     int failed;
     /* counters owned by the flusher, published to `stats` by publish() */
-    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live;
+    uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live, cpu_ns, cycles;
 } session_t;
 
 /* state_mutex guards the fields below and the request/ack counters. */
 static pthread_mutex_t state_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t state_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t state_cond;   /* on CLOCK_MONOTONIC: see init_state_cond */
 static session_t *session = NULL;
 static int stop_requested;
 static uint64_t flush_requested, flush_done;
@@ -178,6 +179,20 @@ static int child_should_restart;
 static char *saved_directory, *saved_argv;
 static size_t saved_argv_len;
 
+/* The flusher's timed waits are against CLOCK_MONOTONIC (the default REALTIME clock would
+ * make every deadline computed from the monotonic clock lie in the past). */
+static void
+init_state_cond(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&state_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static pthread_once_t state_cond_once = PTHREAD_ONCE_INIT;
+
 static void
 session_report_error(session_t *s, const char *what, int err)
 {
@@ -185,8 +200,12 @@ session_report_error(session_t *s, const char *what, int err)
     pylu_registry_halt();
     s->failed = 1;
     pthread_mutex_lock(&state_mutex);
-    snprintf(stats.error, sizeof stats.error, "%s: %s: %s", s->path, what,
-             err ? strerror(err) : "error");
+    if (err) {
+        snprintf(stats.error, sizeof stats.error, "%s: %s: %s", s->path, what, strerror(err));
+    }
+    else {
+        snprintf(stats.error, sizeof stats.error, "%s: %s", s->path, what);
+    }
     stats.active = 0;
     pthread_mutex_unlock(&state_mutex);
     fprintf(stderr, "pyliveupdate: recording stopped: %s (events written=%llu, dropped=%llu)\n",
@@ -198,6 +217,10 @@ session_report_error(session_t *s, const char *what, int err)
 static void
 publish(session_t *s)
 {
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
+        s->cpu_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
+    }
     pthread_mutex_lock(&state_mutex);
     stats.events = s->events;
     stats.lost_after_error = s->lost;
@@ -205,6 +228,8 @@ publish(session_t *s)
     stats.frames = s->frames;
     stats.threads = s->threads;
     stats.dropped = s->dropped_freed + s->dropped_live;
+    stats.flusher_cpu_ns = s->cpu_ns;
+    stats.cycles = s->cycles;
     pthread_mutex_unlock(&state_mutex);
 }
 
@@ -283,18 +308,26 @@ frame_end(session_t *s)
         return -1;
     }
     s->frames++;
+    /* A log whose file (or directory) was removed would go on filling an unlinked
+       inode that nobody can read: stop and say so instead of losing it silently. */
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && st.st_nlink == 0) {
+        session_report_error(s, "the log file was deleted", 0);
+        return -1;
+    }
     return 0;
 }
 
 /* ------------------------------------------------------------------ one drain cycle */
-
-#define SNAPSHOT_MAX 4096
 
 typedef struct {
     struct pylu_ring *ring;
     unsigned int tail;
     int orphaned;
 } ring_snap;
+
+static ring_snap *snaps;     /* flusher only: this cycle's view of the registry */
+static size_t snaps_cap;
 
 static int
 announce_thread(session_t *s, struct pylu_ring *r)
@@ -324,7 +357,9 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
         return 0;
     }
     PYLU_TSAN_ACQUIRE(&r->ring.p_tail);
-    int live = pylu_live_enabled();
+    if (pylu_live_enabled()) {
+        pylu_live_feed(r, head, tail);
+    }
     if (!discard) {
         if (r->enc_frame != s->frame_no) {
             r->enc_frame = s->frame_no;
@@ -336,8 +371,11 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
             session_report_error(s, "out of memory packing", ENOMEM);
         }
     }
-    uint8_t *p = discard ? NULL : s->pack.data + s->pack.len;
-    if (!discard && s->selected != r->thread) {
+    if (discard) {
+        goto consumed;
+    }
+    uint8_t *p = s->pack.data + s->pack.len;
+    if (s->selected != r->thread) {
         *p++ = PYLU_TAG_THREAD_SELECT;
         p = put_varint(p, r->thread);
         s->selected = r->thread;
@@ -347,12 +385,6 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
     for (unsigned int i = head; i != tail; i++) {
         const struct pylu_rec *rec = &r->buf[i & mask];
         uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
-        if (live) {
-            pylu_live_feed(r, kind, rec->code_id, line, rec->ticks);
-        }
-        if (discard) {
-            continue;
-        }
         uint8_t tag = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT));
         uint8_t *tagp = p++;
         if (rec->code_id != code) {
@@ -368,31 +400,41 @@ drain_ring(session_t *s, struct pylu_ring *r, unsigned int tail, int discard)
         ticks = rec->ticks;
         *tagp = tag;
     }
+    s->pack.len = (size_t)(p - s->pack.data);
+    r->enc_code = code;
+    r->enc_ticks = ticks;
+consumed:
     /* Our reads of the slots happen before the producer may reuse them. */
     ck_pr_fence_store_atomic();
     PYLU_TSAN_RELEASE(&r->ring.c_head);
     ck_pr_store_uint(&r->ring.c_head, tail);
-    if (!discard) {
-        s->pack.len = (size_t)(p - s->pack.data);
-        r->enc_code = code;
-        r->enc_ticks = ticks;
-    }
     return n;
 }
 
-/* One drain of every ring. Returns 1 when some ring was over a quarter full: the flusher
- * then comes back sooner than flush_ms so a fast producer does not overrun its ring. */
-static int
+/* One drain of every ring. Returns the largest fraction of a ring found filled, from
+ * which the flusher paces itself (a fast producer must not overrun its ring). */
+static double
 cycle(session_t *s)
 {
-    int busy = 0;
-    static ring_snap snaps[SNAPSHOT_MAX];
-    int nsnap = 0;
+    double fill = 0;
+    size_t nsnap = 0;
+    s->cycles++;
 
     /* 1. Which rings, and how far each is filled: orphaned is read before the tail, so a
      *    ring seen orphaned is drained to its last record. */
     pylu_registry_lock();
-    for (struct pylu_ring *r = pylu_registry_first(); r != NULL && nsnap < SNAPSHOT_MAX;
+    size_t nrings = 0;
+    for (struct pylu_ring *r = pylu_registry_first(); r != NULL; r = r->next) {
+        nrings++;
+    }
+    if (nrings > snaps_cap) {
+        ring_snap *grown = realloc(snaps, nrings * 2 * sizeof *grown);
+        if (grown != NULL) {
+            snaps = grown;
+            snaps_cap = nrings * 2;
+        }
+    }
+    for (struct pylu_ring *r = pylu_registry_first(); r != NULL && nsnap < snaps_cap;
          r = r->next) {
         snaps[nsnap].ring = r;
         snaps[nsnap].orphaned = atomic_load_explicit(&r->orphaned, memory_order_acquire);
@@ -433,15 +475,15 @@ cycle(session_t *s)
 
     /* 3. Events, one ring at a time; a full frame is ended between rings. */
     uint64_t dropped_live = 0;
-    for (int i = 0; i < nsnap; i++) {
+    for (size_t i = 0; i < nsnap; i++) {
         struct pylu_ring *r = snaps[i].ring;
         if (!s->failed && frame_open(s) < 0) {
             session_report_error(s, "out of memory", ENOMEM);
         }
         pylu_live_lock();
         uint64_t n = drain_ring(s, r, snaps[i].tail, s->failed);
-        if (n > (uint64_t)(r->ring.size / 4)) {
-            busy = 1;
+        if ((double)n / r->ring.size > fill) {
+            fill = (double)n / r->ring.size;
         }
         if (snaps[i].orphaned) {
             pylu_live_forget_thread(r);
@@ -479,7 +521,7 @@ cycle(session_t *s)
     }
     s->dropped_live = dropped_live;
     publish(s);
-    return busy;
+    return fill;
 }
 
 /* ------------------------------------------------------------------ the thread */
@@ -488,14 +530,15 @@ static void *
 flusher_main(void *arg)
 {
     session_t *s = arg;
-    int busy = 0;
+    uint64_t wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
+    uint64_t last_cycle = pylu_clock_mono_ns();
     for (;;) {
         pthread_mutex_lock(&state_mutex);
         uint64_t want_flush = flush_requested;
         if (!stop_requested && want_flush == flush_done) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += busy ? 200000L : (long)s->cfg.flush_ms * 1000000L;
+            until.tv_nsec += (long)wait_ns;
             while (until.tv_nsec >= 1000000000L) {
                 until.tv_nsec -= 1000000000L;
                 until.tv_sec++;
@@ -506,8 +549,17 @@ flusher_main(void *arg)
         int stopping = stop_requested;
         pthread_mutex_unlock(&state_mutex);
 
-        busy = cycle(s);
+        double fill = cycle(s);
         uint64_t now = pylu_clock_mono_ns();
+        /* Come back before the fullest ring, at its current pace, is an eighth full. */
+        wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
+        if (fill > 0) {
+            double eighth = (double)(now - last_cycle) * (0.125 / fill);
+            if (eighth < (double)wait_ns) {
+                wait_ns = eighth < 100000.0 ? 100000u : (uint64_t)eighth;
+            }
+        }
+        last_cycle = now;
         if (stopping) {
             if (!s->failed && frame_open(s) == 0 && buf_reserve(&s->pack, 1) == 0) {
                 s->pack.data[s->pack.len++] = PYLU_TAG_END;
@@ -619,12 +671,22 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
     }
     pthread_mutex_lock(&state_mutex);
     int busy = session != NULL;
+    /* A session that stopped on an error (disk full, log removed) is over: finish it
+       off so recording can start again, rather than refusing as "already running". */
+    int stopped_on_error = busy && !stats.active && !stop_requested;
     pthread_mutex_unlock(&state_mutex);
+    if (stopped_on_error) {
+        pylu_flusher_stop();
+        pthread_mutex_lock(&state_mutex);
+        busy = session != NULL;
+        pthread_mutex_unlock(&state_mutex);
+    }
     if (busy) {
         snprintf(err, err_size, "the recorder is already running");
         return -1;
     }
     pylu_clock_init();
+    pthread_once(&state_cond_once, init_state_cond);
     session_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -865,7 +927,7 @@ atfork_child(void)
     pthread_mutex_unlock(&state_mutex);
     pylu_live_unlock();
     /* Condition variables may have had waiters (threads that do not exist here). */
-    pthread_cond_init(&state_cond, NULL);
+    init_state_cond();
 }
 
 static void

@@ -36,6 +36,8 @@ struct pylu_stats {
     uint64_t threads;
     uint64_t codes;
     uint64_t texts;
+    uint64_t flusher_cpu_ns;
+    uint64_t cycles;          /* drain cycles run (wake-ups) */  /* CPU time of the flusher thread: its cost, whatever the load */
     char error[4608];       /* empty, or why recording stopped */
 };
 

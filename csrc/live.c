@@ -32,10 +32,15 @@ typedef struct {
     int used;
 } agg_slot;
 
+#define AGG_CACHE 256
+
 typedef struct {
     agg_slot *slots;
     size_t cap;           /* power of two */
     size_t used;
+    /* direct-mapped cache of recent slots by key: most events hit a few hot codes */
+    uint64_t cache_key[AGG_CACHE];
+    agg_slot *cache_slot[AGG_CACHE];
 } agg_table;
 
 static pthread_mutex_t live_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -73,12 +78,30 @@ agg_grow(agg_table *t)
     free(t->slots);
     t->slots = slots;
     t->cap = cap;
+    memset(t->cache_slot, 0, sizeof t->cache_slot);
     return 0;
 }
 
 /* The slot for key, created if needed; NULL when out of memory. */
-static agg_slot *
+static agg_slot *agg_get_slow(agg_table *t, uint64_t key);
+
+static inline agg_slot *
 agg_get(agg_table *t, uint64_t key)
+{
+    size_t c = (size_t)(key ^ (key >> 32)) & (AGG_CACHE - 1);
+    if (t->cache_slot[c] != NULL && t->cache_key[c] == key) {
+        return t->cache_slot[c];
+    }
+    agg_slot *s = agg_get_slow(t, key);
+    if (s != NULL) {
+        t->cache_key[c] = key;
+        t->cache_slot[c] = s;
+    }
+    return s;
+}
+
+static agg_slot *
+agg_get_slow(agg_table *t, uint64_t key)
 {
     if ((t->used + 1) * 2 > t->cap && agg_grow(t) < 0) {
         return NULL;
@@ -110,17 +133,9 @@ close_line(live_entry *e, uint64_t ticks)
     e->line = 0;
 }
 
-void
-pylu_live_feed(struct pylu_ring *ring, uint32_t kind, uint32_t code, uint32_t line,
-               uint64_t ticks)
+static inline void
+feed_one(live_stack *st, uint32_t kind, uint32_t code, uint32_t line, uint64_t ticks)
 {
-    live_stack *st = ring->live;
-    if (st == NULL) {
-        st = ring->live = calloc(1, sizeof *st);
-        if (st == NULL) {
-            return;
-        }
-    }
     switch (kind) {
     case PYLU_EV_CALL:
     case PYLU_EV_RESUME:
@@ -177,33 +192,63 @@ pylu_live_feed(struct pylu_ring *ring, uint32_t kind, uint32_t code, uint32_t li
 }
 
 void
+pylu_live_feed(struct pylu_ring *ring, unsigned int head, unsigned int tail)
+{
+    live_stack *st = ring->live;
+    if (st == NULL) {
+        st = ring->live = calloc(1, sizeof *st);
+        if (st == NULL) {
+            return;
+        }
+    }
+    const unsigned int mask = ring->ring.mask;
+    for (unsigned int i = head; i != tail; i++) {
+        const struct pylu_rec *rec = &ring->buf[i & mask];
+        feed_one(st, rec->kind_line & 0xFu, rec->code_id, rec->kind_line >> 4, rec->ticks);
+    }
+}
+
+void
 pylu_live_forget_thread(struct pylu_ring *ring)
 {
     free(ring->live);
     ring->live = NULL;
 }
 
+/* Copy under the lock, report after it: the callbacks build Python objects, which may run
+ * arbitrary code (GC finalizers) that must not find the lock held. */
 int
 pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_line)
 {
     double ns_per_tick = 1e9 / pylu_clock_ticks_per_sec();
-    int rc = 0;
     pthread_mutex_lock(&live_mutex);
-    for (size_t i = 0; i < funcs.cap && rc == 0; i++) {
-        agg_slot *a = &funcs.slots[i];
-        if (a->used && a->hits) {
-            rc = on_func(ctx, (uint32_t)a->key, a->hits, (double)a->total * ns_per_tick,
-                         (double)a->self * ns_per_tick);
+    size_t nf = 0, nl = 0;
+    agg_slot *f = malloc((funcs.used + 1) * sizeof *f);
+    agg_slot *l = malloc((lines.used + 1) * sizeof *l);
+    if (f != NULL && l != NULL) {
+        for (size_t i = 0; i < funcs.cap; i++) {
+            if (funcs.slots[i].used && funcs.slots[i].hits) {
+                f[nf++] = funcs.slots[i];
+            }
         }
-    }
-    for (size_t i = 0; i < lines.cap && rc == 0; i++) {
-        agg_slot *a = &lines.slots[i];
-        if (a->used && a->hits) {
-            rc = on_line(ctx, (uint32_t)(a->key >> 32), (uint32_t)a->key, a->hits,
-                         (double)a->total * ns_per_tick);
+        for (size_t i = 0; i < lines.cap; i++) {
+            if (lines.slots[i].used && lines.slots[i].hits) {
+                l[nl++] = lines.slots[i];
+            }
         }
     }
     pthread_mutex_unlock(&live_mutex);
+    int rc = (f == NULL || l == NULL) ? -2 : 0;
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        rc = on_func(ctx, (uint32_t)f[i].key, f[i].hits, (double)f[i].total * ns_per_tick,
+                     (double)f[i].self * ns_per_tick);
+    }
+    for (size_t i = 0; i < nl && rc == 0; i++) {
+        rc = on_line(ctx, (uint32_t)(l[i].key >> 32), (uint32_t)l[i].key, l[i].hits,
+                     (double)l[i].total * ns_per_tick);
+    }
+    free(f);
+    free(l);
     return rc;
 }
 

@@ -16,8 +16,8 @@ struct pylu_ring;
 void pylu_live_lock(void);
 void pylu_live_unlock(void);
 static inline int pylu_live_enabled(void) { return 1; }
-void pylu_live_feed(struct pylu_ring *ring, uint32_t kind, uint32_t code, uint32_t line,
-                    uint64_t ticks);
+/* Aggregate ring records [head, tail) of one thread (the flusher, before consuming them). */
+void pylu_live_feed(struct pylu_ring *ring, unsigned int head, unsigned int tail);
 /* The thread is gone: drop its shadow stack (open slices are not counted). */
 void pylu_live_forget_thread(struct pylu_ring *ring);
 

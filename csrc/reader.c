@@ -22,7 +22,8 @@
 typedef struct {
     uint32_t code;
     uint64_t ticks;
-    uint32_t frame;   /* frame number this state belongs to (reset per frame) */
+    uint32_t frame;   /* frame number code/ticks belong to (reset per frame) */
+    int64_t last_ns;  /* kept across frames: a thread's times never go backwards */
 } thread_state;
 
 typedef struct {
@@ -82,6 +83,24 @@ get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
         }
     }
     return -1;
+}
+
+/* No bounds checks: the caller knows at least 10 bytes remain. */
+static inline uint64_t
+get_varint_fast(const uint8_t **pp)
+{
+    const uint8_t *p = *pp;
+    uint64_t b = *p++, v = b & 0x7F;
+    if (b & 0x80) {
+        int shift = 7;
+        do {
+            b = *p++;
+            v |= (b & 0x7F) << shift;
+            shift += 7;
+        } while ((b & 0x80) && shift < 70);
+    }
+    *pp = p;
+    return v;
 }
 
 static inline int64_t unzigzag64(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
@@ -144,6 +163,7 @@ thread_slot(LogReader *r, uint64_t t)
         memset(ts + r->threads_cap, 0, (cap - r->threads_cap) * sizeof *ts);
         for (size_t i = r->threads_cap; i < cap; i++) {
             ts[i].frame = UINT32_MAX;
+            ts[i].last_ns = INT64_MIN;
         }
         r->threads = ts;
         r->threads_cap = cap;
@@ -195,17 +215,28 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
                 return -2;
             }
             uint64_t v, line = 0, dt;
-            if (tag & PYLU_TAG_EVENT_CODE) {
-                if (get_varint(&p, end, &v) < 0) {
+            if (end - p >= 30) {   /* room for three varints: no bounds checks needed */
+                if (tag & PYLU_TAG_EVENT_CODE) {
+                    cur->code += (uint32_t)unzigzag32(get_varint_fast(&p));
+                }
+                if (tag & PYLU_TAG_EVENT_LINE) {
+                    line = get_varint_fast(&p);
+                }
+                dt = get_varint_fast(&p);
+            }
+            else {
+                if (tag & PYLU_TAG_EVENT_CODE) {
+                    if (get_varint(&p, end, &v) < 0) {
+                        return -2;
+                    }
+                    cur->code += (uint32_t)unzigzag32(v);
+                }
+                if ((tag & PYLU_TAG_EVENT_LINE) && get_varint(&p, end, &line) < 0) {
                     return -2;
                 }
-                cur->code += (uint32_t)unzigzag32(v);
-            }
-            if ((tag & PYLU_TAG_EVENT_LINE) && get_varint(&p, end, &line) < 0) {
-                return -2;
-            }
-            if (get_varint(&p, end, &dt) < 0) {
-                return -2;
+                if (get_varint(&p, end, &dt) < 0) {
+                    return -2;
+                }
             }
             cur->ticks += (uint64_t)unzigzag64(dt);
             if (r->nevents == r->events_cap) {
@@ -219,7 +250,14 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
                 r->events_cap = cap;
             }
             pylu_decoded_event *e = &r->events[r->nevents++];
-            e->ts_ns = ticks_to_ns(r, cur->ticks);
+            /* A new calibration point can move the tick->ns line by a few ns: never let
+             * that make a thread's time run backwards (durations stay >= 0). */
+            int64_t ts = ticks_to_ns(r, cur->ticks);
+            if (ts < cur->last_ns) {
+                ts = cur->last_ns;
+            }
+            cur->last_ns = ts;
+            e->ts_ns = ts;
             e->code_id = cur->code;
             e->line = (uint32_t)line;
             e->thread = (uint32_t)cur_thread;

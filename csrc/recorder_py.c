@@ -1,6 +1,7 @@
 /* recorder_py.c — the recorder's Python API (docs/DESIGN.md §2), exit and fork glue. */
 #include "parts.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,7 +29,7 @@ thread_name_hook(char *name, size_t size)
     PyObject *exc = PyErr_GetRaisedException();
     PyObject *modules = PySys_GetObject("modules");           /* borrowed */
     PyObject *threading = modules ? PyDict_GetItemString(modules, "threading") : NULL;
-    PyObject *active = NULL, *key = NULL, *dict = NULL;
+    PyObject *active = NULL, *key = NULL, *name_obj = NULL;
     if (threading != NULL) {
         PyObject *mdict = PyModule_Check(threading) ? PyModule_GetDict(threading) : NULL;
         active = mdict ? PyDict_GetItemString(mdict, "_active") : NULL;   /* borrowed */
@@ -36,11 +37,10 @@ thread_name_hook(char *name, size_t size)
     if (active != NULL && PyDict_CheckExact(active)) {
         key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
         PyObject *thread = key ? PyDict_GetItemWithError(active, key) : NULL;  /* borrowed */
-        if (thread != NULL) {
-            dict = PyObject_GenericGetDict(thread, NULL);
-            PyObject *n = dict && PyDict_CheckExact(dict)
-                              ? PyDict_GetItemString(dict, "_name") : NULL;
-            const char *s = n && PyUnicode_Check(n) ? PyUnicode_AsUTF8(n) : NULL;
+        /* Only plain attribute lookup (no __getattribute__ override): no Python code. */
+        if (thread != NULL && Py_TYPE(thread)->tp_getattro == PyObject_GenericGetAttr) {
+            name_obj = PyObject_GetAttrString(thread, "_name");
+            const char *s = name_obj && PyUnicode_Check(name_obj) ? PyUnicode_AsUTF8(name_obj) : NULL;
             if (s != NULL) {
                 snprintf(name, size, "%s", s);
             }
@@ -50,7 +50,7 @@ thread_name_hook(char *name, size_t size)
         snprintf(name, size, "MainThread");   /* threading not imported yet */
     }
     Py_XDECREF(key);
-    Py_XDECREF(dict);
+    Py_XDECREF(name_obj);
     PyErr_Clear();
     PyErr_SetRaisedException(exc);
 }
@@ -169,7 +169,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -181,6 +181,8 @@ recorder_stats(PyObject *module, PyObject *unused)
         "threads", (unsigned long long)st.threads,
         "codes", (unsigned long long)st.codes,
         "texts", (unsigned long long)st.texts,
+        "flusher_cpu_ns", (unsigned long long)st.flusher_cpu_ns,
+        "cycles", (unsigned long long)st.cycles,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
@@ -279,12 +281,16 @@ recorder_bench(PyObject *module, PyObject *args, PyObject *kwargs)
         }
     }
     else {
-        /* Paced: bursts of 256 events, each burst waits for its slot in time. */
+        /* Paced: bursts of 4096 events, sleeping until each burst is due, so the
+         * producer leaves the CPU to others as a real program would. */
         double ns_per_event = 1e9 / rate;
         for (unsigned long long i = 0; i < n; i++) {
-            if ((i & 255) == 0) {
+            if ((i & 4095) == 0) {
                 uint64_t due = t0 + (uint64_t)((double)i * ns_per_event);
-                while (pylu_clock_mono_ns() < due) {
+                if (pylu_clock_mono_ns() < due) {
+                    struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+                    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+                    }
                 }
             }
             fn((uint32_t)i);
@@ -331,7 +337,11 @@ recorder_live(PyObject *module, PyObject *unused)
     PYLU_UNUSED(module);
     PYLU_UNUSED(unused);
     live_ctx c = {PyDict_New(), PyDict_New()};
-    if (c.funcs == NULL || c.lines == NULL || pylu_live_snapshot(&c, live_func, live_line) < 0) {
+    int rc = (c.funcs && c.lines) ? pylu_live_snapshot(&c, live_func, live_line) : -1;
+    if (rc < 0) {
+        if (rc == -2) {
+            PyErr_NoMemory();
+        }
         Py_XDECREF(c.funcs);
         Py_XDECREF(c.lines);
         return NULL;

@@ -69,7 +69,7 @@ extern _Atomic uint32_t pylu_session;
 
 /* Allocate and register this thread's ring for the current session. Returns NULL (and
  * counts the lost record) when not recording or out of memory. */
-struct pylu_ring *pylu_ring_attach_slow(void);
+struct pylu_ring *pylu_ring_attach_slow(void) __attribute__((cold, noinline));
 
 /* Optional: fills a thread's display name at ring creation (set by the Python glue). */
 extern void (*pylu_ring_name_hook)(char *name, size_t size);

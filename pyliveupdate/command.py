@@ -12,6 +12,7 @@ import builtins
 import contextlib
 import io
 import linecache
+import os
 import sys
 import threading
 import traceback
@@ -19,6 +20,7 @@ import traceback
 from . import introspect
 
 MAX_OUTPUT = 4 * 1024 * 1024
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class _ThreadRouter:
@@ -126,8 +128,10 @@ class CommandRunner:
         # command or a patch file (such names start with '<', and linecache keeps them).
         if filename.startswith("<"):
             linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        limit = msg.get("timeout")
+        limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
         with self._lock:
-            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True))
+            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
             if isinstance(seq, (str, int)):
                 self.executed.add(seq)
         if len(text) > MAX_OUTPUT:
@@ -135,7 +139,7 @@ class CommandRunner:
         return {"op": "result", "ok": ok, "output": text, "error": error, "used": used,
                 "updates": self.update_state()}
 
-    def _execute(self, src, filename, base, echo=True):
+    def _execute(self, src, filename, base, echo=True, limit=None):
         ns = self.namespace
         used = 0
         with _Capture.this_thread() as buf:
@@ -143,7 +147,8 @@ class CommandRunner:
                 tree = compile(src, filename, "exec", ast.PyCF_ONLY_AST)
                 with _id_block(base) as block:
                     try:
-                        _run_tree(tree, filename, ns, echo)
+                        with _Deadline(limit):
+                            _run_tree(tree, filename, ns, echo)
                     finally:
                         used = block.used
                 return True, buf.getvalue(), None, used
@@ -174,6 +179,54 @@ def _run_tree(tree, filename, ns, echo=True):
             print(repr(value))
 
 
+class CommandTimeout(BaseException):
+    """Raised inside a command that outlived the controller's wait for it (a
+    BaseException, so the command's own `except Exception` does not swallow it)."""
+
+    def __str__(self):
+        return "the command ran longer than the controller waits for it, and was interrupted"
+
+
+class _Deadline:
+    """Interrupts this thread's command once `limit` seconds have passed, so a command
+    stuck in a Python loop (a patch that never finishes importing) does not leave the
+    stub deaf. Code blocked inside one C call is interrupted when that call returns."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._armed = False
+        self._timer = None
+
+    def __enter__(self):
+        if self.limit is None:
+            return self
+        self._tid = threading.get_ident()
+        self._armed = True
+        self._timer = threading.Timer(self.limit, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def _fire(self):
+        import ctypes
+        with self._lock:
+            if self._armed:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid),
+                                                           ctypes.py_object(CommandTimeout))
+
+    def __exit__(self, *exc_info):
+        if self._timer is None:
+            return False
+        self._timer.cancel()
+        with self._lock:
+            self._armed = False
+            import ctypes
+            # An interruption that was set but not yet delivered must not land later.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid), None)
+        return False
+
+
 class _NoBlock:
     used = 0
 
@@ -200,7 +253,12 @@ def _format_error(exc, filename):
     if isinstance(exc, SyntaxError):
         return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
     te = traceback.TracebackException.from_exception(exc)
-    # Hide this module's frames: the operator wants the frames of the command.
-    frames = [f for f in te.stack if f.filename != __file__]
+    # Hide this module's frames: the operator wants the frames of the command. Refused
+    # input (our ValueErrors: UpdateError, ...) is explained by its message, so the
+    # library's own frames are noise there too.
+    refused = isinstance(exc, ValueError) and type(exc).__module__.startswith(__package__ + ".")
+    frames = [f for f in te.stack if f.filename != __file__
+              and not (refused and (f.filename.startswith(_PACKAGE_DIR)
+                                    or f.filename == contextlib.__file__))]
     te.stack = traceback.StackSummary.from_list(frames)
     return "".join(te.format()).rstrip()

@@ -212,8 +212,22 @@ def _values(frame, local_values, names):
 # ---------------------------------------------------------------------------
 # Binding
 
+_param_cache = {}
+
+
 def handler_parameters(handler, kind):
     """[(name, default or _MISSING)] of a handler; refuses what cannot be bound."""
+    cached = _param_cache.get(id(handler))
+    if cached is not None and cached[0] is handler:
+        return cached[1]
+    params = _read_parameters(handler, kind)
+    if len(_param_cache) > 4096:
+        _param_cache.clear()
+    _param_cache[id(handler)] = (handler, params)
+    return params
+
+
+def _read_parameters(handler, kind):
     if not callable(handler):
         raise HandlerError("the handler for %s must be a function, got %s"
                            % (kind, type(handler).__name__))

@@ -18,6 +18,9 @@ TEXT_ENGINE = 3
 
 DEFAULT_RATE = 200.0
 DEFAULT_BURST = 400.0
+# The rate limit counts lines; this bounds their size, so a handler printing megabytes
+# cannot flood the program's stderr, the log or the controller.
+MAX_LINE = 64 * 1024
 
 _lock = threading.Lock()
 _buckets = {}          # update id -> _Bucket
@@ -84,6 +87,8 @@ def emit(update_id, text, kind=TEXT_DEBUG):
     Never raises: this runs inside the program's own threads.
     """
     try:
+        if len(text) > MAX_LINE:
+            text = "%s [... %d characters cut]" % (text[:MAX_LINE], len(text) - MAX_LINE)
         with _lock:
             bucket = _buckets.get(update_id)
             if bucket is None:

@@ -27,6 +27,7 @@ import hmac
 import json
 import os
 import secrets
+import socket
 import stat
 import struct
 
@@ -166,7 +167,9 @@ def _nonce_from(msg, key):
 
 def _check_proof(msg, expected, who):
     got = msg.get("proof")
-    if not isinstance(got, str) or not hmac.compare_digest(got, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if not isinstance(got, str) or not hmac.compare_digest(got.encode("utf-8", "replace"),
+                                                           expected.encode()):
         raise AuthError("%s failed authentication (wrong token?)" % who)
 
 
@@ -275,6 +278,12 @@ class Channel:
         return _decode(body)
 
     def close(self):
+        # shutdown first: close() alone sends nothing while another thread is blocked in
+        # recv() on this socket, so the peer would never learn that we left.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:

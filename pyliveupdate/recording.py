@@ -71,6 +71,8 @@ def ensure_started(directory=None, **options):
     options go to `_engine.recorder_start` (ring_slots, level, flush_ms, frame_ms)."""
     if _engine.recorder_active():
         return _engine.recorder_stats()["path"]
+    if _engine.recorder_stats()["running"]:
+        _engine.recorder_stop()      # a log that failed (disk full, deleted): close it first
     chosen, refusals = choose_directory(directory)
     for line in refusals:
         print("pyliveupdate: %s; using %s" % (line, chosen), file=sys.stderr)

@@ -90,7 +90,10 @@ class UpdateStub:
 
     def _after_fork_in_child(self):
         if self._channel is not None:
-            self._channel.close()  # our copy of the parent's socket; the parent keeps its own
+            try:  # our copy of the parent's socket: close it, but never shut it down
+                self._channel.sock.close()
+            except OSError:
+                pass
         self._reset_runtime()
         self.runner.after_fork()
         self.start()

@@ -21,7 +21,6 @@ import os
 import site
 import sys
 import sysconfig
-from dataclasses import dataclass, field
 from types import CodeType, FunctionType, ModuleType
 
 __all__ = ["Target", "TargetError", "resolve", "CodeMatcher", "module_of_code"]
@@ -31,12 +30,18 @@ class TargetError(ValueError):
     """A pattern that cannot be resolved; the message says what exists nearby."""
 
 
-@dataclass(frozen=True, eq=False)
 class Target:
-    module: str                  # name of the defining module
-    path: tuple                  # attribute path below the module that found the code
-    code: CodeType
-    function: FunctionType | None = field(default=None, repr=False)  # holder, if reached by one
+    """One code object to act on, and how it was found."""
+    __slots__ = ("module", "path", "code", "function")
+
+    def __init__(self, module, path, code, function=None):
+        self.module = module        # name of the defining module
+        self.path = path            # attribute path below the module that found the code
+        self.code = code
+        self.function = function    # the function holding the code, if reached by one
+
+    def __repr__(self):
+        return "Target(%s)" % self.name
 
     @property
     def qualname(self):
@@ -269,6 +274,40 @@ def _explain_miss(modname, module, rest, members, pattern):
 _MISSING = object()
 
 
+def _resolve_exact(modname, module, rest):
+    """Fast path for a pattern without wildcards: follow the names, no module walk.
+    Returns the targets, or None to let the full walk decide (and explain)."""
+    mdict = vars(module)
+    owner, path = module, ()
+    for i, seg in enumerate(rest):
+        if not isinstance(owner, (type, ModuleType)):
+            return None
+        value = vars(owner).get(seg, _MISSING)
+        if value is _MISSING:
+            return None
+        path += (seg,)
+        if issubclass(type(value), type):
+            if vars(value).get("__module__") != modname:
+                return None
+            owner = value
+            continue
+        funcs = [f for f in _functions_of(value) if f.__globals__ is mdict]
+        if not funcs:
+            return None
+        found = []
+        for func in funcs:
+            code, sub = func.__code__, path
+            for name in rest[i + 1:]:
+                code = next((c for c in code.co_consts
+                             if type(c) is CodeType and c.co_name == name), None)
+                if code is None:
+                    return None
+                sub += (name,)
+            found.append(Target(modname, sub, code, func if code is func.__code__ else None))
+        return found
+    return None
+
+
 def resolve(pattern):
     """Pattern -> list of Targets, one per distinct code object, in a stable order.
 
@@ -294,6 +333,10 @@ def resolve(pattern):
             prefix = modname + "."
             modules += [(n, m) for n, m in sorted(sys.modules.items())
                         if n.startswith(prefix) and isinstance(m, ModuleType)]
+    if len(modules) == 1 and not any("*" in p for p in rest):
+        found = _resolve_exact(modules[0][0], modules[0][1], rest)
+        if found:
+            return found
     targets, seen = [], set()
     members_by_module = []
     for modname, module in modules:

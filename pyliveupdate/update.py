@@ -186,7 +186,12 @@ class UpdateBase:
         with _lock:
             if self.status != "applied":
                 raise UpdateError("update %d is not applied (status: %s)" % (self.id, self.status))
-            self._revert()
+            try:
+                self._revert()
+            except UpdateError:
+                raise
+            except Exception as e:
+                raise UpdateError("%s: %s" % (type(e).__name__, e)) from e
             self.status = "reverted"
             if self.id in UpdateManager._order:
                 UpdateManager._order.remove(self.id)
@@ -214,6 +219,10 @@ class UpdateBase:
 
     def _repr_fields(self):
         return []
+
+    def _note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
 
     def __repr__(self):
         fields = [("type", self.kind), ("status", self.status)] + self._repr_fields()
@@ -272,13 +281,14 @@ class UpdateManager:
         if update is None:
             print("Update %s not found" % (update_or_id,))
             return False
+        before = len(update.notes)
         try:
             update.apply()
         except UpdateError as e:
             print("Update %d not applied: %s" % (update.id, e))
             return False
         print("Update %d applied" % update.id)
-        for note in update.notes:
+        for note in update.notes[before:]:
             print("  note: %s" % note)
         return True
 
@@ -288,13 +298,14 @@ class UpdateManager:
         if update is None:
             print("Update %s not found" % (update_id,))
             return False
+        before = len(update.notes)
         try:
             update.revert()
         except UpdateError as e:
             print("Update %d not reverted: %s" % (update.id, e))
             return False
         print("Update %d reverted" % update.id)
-        for note in update.notes:
+        for note in update.notes[before:]:
             print("  note: %s" % note)
         return True
 
@@ -414,7 +425,8 @@ class Instrument(UpdateBase):
 
     def __init__(self, target_scope, jointpoint_payload, update_trigger=None,
                  revert_trigger=None, *, source="auto"):
-        scopes = [target_scope] if isinstance(target_scope, str) else list(target_scope or ())
+        scopes = ([target_scope] if isinstance(target_scope, str)
+                  else list(target_scope) if isinstance(target_scope, (list, tuple)) else [])
         if not scopes or not all(isinstance(s, str) for s in scopes):
             raise UpdateError("scope must be a pattern string or a list of them, got %r"
                               % (target_scope,))
@@ -436,7 +448,7 @@ class Instrument(UpdateBase):
         self._scopes = scopes
         self._joinpoints = joinpoints
         self._source = source
-        self._where = {}            # id(code) -> (code, module, qualname) armed by us
+        self._where = {}            # id(code) -> (code, module, qualname, home file)
         self.instrumented = []
         self.skipped = []
         super().__init__()
@@ -445,21 +457,39 @@ class Instrument(UpdateBase):
             self._matchers = [_targets.CodeMatcher(s) for s in scopes]
 
     # -- building requests
+    _home_file = None       # while re-targeting: the file the join points' lines refer to
+
     def _fields_for(self, code, display, lenient=False):
+        """Request fields for one code. Strict: any misfit raises HandlerError. Lenient
+        (code that replaced or joined the targets later): join points that do not fit are
+        dropped there and noted; the others stay. (Subclasses override this.)"""
+        home_file = self._home_file
         fields = {}
         for kind, arg, handler in self._joinpoints:
             if lenient and kind in ("line_before", "line_after") and arg:
+                if home_file is not None and code.co_filename != home_file:
+                    self._note("update %s: %s now runs code from %s; its %s handler on lines "
+                               "%s of %s is dropped there"
+                               % (self.id, display, code.co_filename, kind,
+                                  ", ".join(map(str, arg)), home_file))
+                    continue
                 have = set(_handlers.code_lines(code))
                 missing = [n for n in arg if n not in have]
                 if missing:
-                    self.notes.append("update %s: line %s no longer holds code in %s; its "
-                                      "%s handler is dropped there"
-                                      % (getattr(self, "id", "?"), ", ".join(map(str, missing)),
-                                         display, kind))
+                    self._note("update %s: line %s no longer holds code in %s; its %s "
+                               "handler is dropped there"
+                               % (self.id, ", ".join(map(str, missing)), display, kind))
                     arg = tuple(n for n in arg if n in have)
                     if not arg:
                         continue
-            field, value = _handlers.bind(kind, handler, code, arg, display)
+            try:
+                field, value = _handlers.bind(kind, handler, code, arg, display)
+            except HandlerError as e:
+                if not lenient:
+                    raise
+                self._note("update %s: %s handler dropped on %s: %s"
+                           % (self.id, kind, display, e))
+                continue
             _merge(fields, field, value)
         return fields
 
@@ -487,14 +517,19 @@ class Instrument(UpdateBase):
     def _apply(self):
         from . import engine
         plan, skipped = self._plan()
-        self.notes = []
         self._where = {}
         try:
             for t, fields in plan:
                 engine.arm(self.id, t.code, engine.Request(**fields), module=t.module,
                            qualname=t.qualname, source=self._source)
-                self._where[id(t.code)] = (t.code, t.module, t.qualname)
-            engine.watch(self.id, self._match_later, source=self._source)
+                self._where[id(t.code)] = (t.code, t.module, t.qualname, t.code.co_filename)
+            if any(_has_wildcard(p) for p in self._scopes):
+                # Code seen later (modules imported later) only matters for wildcards: an
+                # exact name needs its module imported now. Handlers are served by
+                # sys.monitoring; "auto" could watch through the PEP 523 hook, which
+                # costs every call of the program.
+                engine.watch(self.id, self._match_later,
+                             source="monitoring" if self._source == "auto" else self._source)
         except Exception as e:
             self._disarm_all()
             raise UpdateError("the engine refused: %s" % e) from e
@@ -522,7 +557,7 @@ class Instrument(UpdateBase):
                     fields = self._fields_for(code, "%s.%s" % hit, lenient=True)
                     if not fields:
                         return None
-                    self._where[id(code)] = (code, hit[0], hit[1])
+                    self._where[id(code)] = (code, hit[0], hit[1], code.co_filename)
                     return engine.Request(**fields), hit[0], hit[1]
         except Exception:
             return None
@@ -530,24 +565,41 @@ class Instrument(UpdateBase):
 
     def _retarget(self, old, new):
         """The code of a function changed from ``old`` to ``new``: move our handlers."""
+        if self._arm_successor(old, new):
+            self._drop(old)
+
+    def _arm_successor(self, old, new):
+        """Arm on ``new`` what we armed on ``old`` (before the swap, so the first call of
+        the new code is already instrumented). True if ``old`` was ours."""
         from . import engine
         entry = self._where.get(id(old))
         if entry is None or entry[0] is not old:
-            return
-        _, module, qualname = entry
+            return False
+        _, module, qualname, home = entry
         display = "%s.%s" % (module, qualname)
+        self._home_file = home
         try:
             fields = self._fields_for(new, display, lenient=True)
         except HandlerError as e:
             fields = None
-            self.notes.append("update %d: handlers no longer fit %s (%s); dropped there"
-                              % (self.id, display, e))
+            self._note("update %d: handlers dropped on %s: %s" % (self.id, display, e))
+        finally:
+            self._home_file = None
         if fields:
-            engine.arm(self.id, new, engine.Request(**fields), module=module,
-                       qualname=qualname, source=self._source)
-            self._where[id(new)] = (new, module, qualname)
-        engine.disarm(self.id, old)
-        self._where.pop(id(old), None)
+            try:
+                engine.arm(self.id, new, engine.Request(**fields), module=module,
+                           qualname=qualname, source=self._source)
+                self._where[id(new)] = (new, module, qualname, home)
+            except Exception as e:
+                self._note("update %d: the engine refused %s: %s" % (self.id, display, e))
+        return True
+
+    def _drop(self, old):
+        from . import engine
+        entry = self._where.get(id(old))
+        if entry is not None and entry[0] is old:
+            engine.disarm(self.id, old)
+            del self._where[id(old)]
 
     def describe(self):
         d = super().describe()
@@ -711,7 +763,11 @@ class Redefine(UpdateBase):
         owner = module
         for i, seg in enumerate(path[:-1]):
             value = vars(owner).get(seg, _MISSING)
-            if not isinstance(value, type):
+            if type(value) is FunctionType:
+                raise UpdateError("%s: a nested function cannot be redefined on its own; "
+                                  "redefine the enclosing %s.%s"
+                                  % (dotted, self.module, ".".join(path[:i + 1])))
+            if not issubclass(type(value), type):
                 where = ".".join((self.module,) + path[:i])
                 names = sorted(k for k, v in vars(owner).items() if isinstance(v, type))
                 raise UpdateError("%s: %s has no class %r (classes there: %s)"
@@ -885,6 +941,9 @@ class Redefine(UpdateBase):
         ours = _replacements.get(id(old_func)) is old_func
         if new_code.co_freevars == current.co_freevars and not ours:
             funcs.append((slot, state, dotted, cache))
+            for key, value in new_func.__dict__.items():   # function attributes set by the patch
+                if key != "__wrapped__":
+                    attrs.append((_attr_slot(old_func, key), value, dotted))
             return
         # Different closure variables: __code__ cannot change in place. Build a new
         # function and rebind it where the old one is bound (owner and module aliases).
@@ -1035,6 +1094,7 @@ def _commit(update, layers, add, caches=()):
                 code_moves.append((old_f.__code__, new_f.__code__))
                 old_codes.append(old_f.__code__)
     _wait_quiescent(old_codes, update.wait if isinstance(update, Redefine) else None)
+    to_drop = _arm_successors(code_moves, update)
     _swap(sets, deletes)
     for slot, new_layers in plans:
         slot.layers = new_layers
@@ -1042,27 +1102,33 @@ def _commit(update, layers, add, caches=()):
         clear = getattr(type(cache), "cache_clear", None)
         if clear is not None:
             clear(cache)
-    _move_instrumentation(code_moves, update)
+    for inst, old_code in to_drop:
+        inst._drop(old_code)
 
 
-def _move_instrumentation(code_moves, update):
+def _arm_successors(code_moves, update):
+    """Arm every applied Instrument's handlers on the code about to replace the code
+    they are armed on (nested code matched by name); returns what to disarm after the
+    swap."""
     instruments = _applied_instruments()
+    to_drop = []
     if not instruments:
-        return
+        return to_drop
     for old, new in code_moves:
         old_tree, new_tree = _code_tree(old), _code_tree(new)
         for path, old_code in old_tree.items():
             new_code = new_tree.get(path)
             for inst in instruments:
+                entry = inst._where.get(id(old_code))
+                if entry is None or entry[0] is not old_code:
+                    continue
+                to_drop.append((inst, old_code))
                 if new_code is None:
-                    entry = inst._where.get(id(old_code))
-                    if entry is not None and entry[0] is old_code:
-                        from . import engine
-                        engine.disarm(inst.id, old_code)
-                        inst._where.pop(id(old_code), None)
-                        update.notes.append("update %d: %s no longer exists; its handlers "
-                                            "are dropped" % (inst.id, old_code.co_qualname))
+                    update._note("update %d: %s no longer exists; its handlers are dropped"
+                                 % (inst.id, old_code.co_qualname))
                     continue
                 before = len(inst.notes)
-                inst._retarget(old_code, new_code)
-                update.notes.extend(inst.notes[before:])
+                inst._arm_successor(old_code, new_code)
+                for note in inst.notes[before:]:
+                    update._note(note)
+    return to_drop

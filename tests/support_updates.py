@@ -9,21 +9,22 @@ import textwrap
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures_updates")
 
 
-def run_script(source, timeout=60, env=None):
-    """Run ``source`` in a new interpreter; assert it exits 0; return its stdout."""
+def run_script(source, timeout=60, env=None, prelude=""):
+    """Run ``prelude`` + ``source`` (dedented) in a new interpreter; assert it exits 0;
+    return its stdout."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = FIXTURES + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(prelude) + textwrap.dedent(source)], capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=FIXTURES)
     assert proc.returncode == 0, "script failed (%d)\nstdout:\n%s\nstderr:\n%s" % (
         proc.returncode, proc.stdout, proc.stderr)
     return proc.stdout
 
 
-def run_json(source, timeout=60):
+def run_json(source, timeout=60, prelude=""):
     """Run ``source``; its last stdout line is JSON: return it decoded (and the rest)."""
-    out = run_script(source, timeout=timeout)
+    out = run_script(source, timeout=timeout, prelude=prelude)
     lines = out.strip().splitlines()
     assert lines, "script printed nothing"
     return json.loads(lines[-1]), "\n".join(lines[:-1])

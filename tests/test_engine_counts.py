@@ -137,3 +137,53 @@ def test_partial_line_timing_marks_only_following_lines(tmp_path):
     assert lines.get(1) is None                # "caught = 0" never follows it: disabled
     assert lines.get(6) is None                # "caught += 1" only follows "except"
     assert result["hits"]["7"] == sum(v for k, v in lines.items() if k != 4)
+
+
+@source_param()
+def test_log_records_balance_and_match_cprofile(tmp_path, source):
+    """The same counts, read back from the recorder's log (the real recording path)."""
+    result, _ = run_script(tmp_path, '''
+        import cProfile, pstats, os
+        from pyliveupdate import recording
+        path = recording.ensure_started(os.path.join(os.getcwd(), "logs"))
+        codes = workload_codes()
+        for name, code in codes.items():
+            lines = frozenset(l for _, _, l in code.co_lines() if l is not None)
+            req = engine.Request(func_timing=True,
+                                 timing_lines=lines if name == "mid" else frozenset())
+            engine.arm(1, code, req, module="workload", source=$SOURCE)
+        prof = cProfile.Profile()
+        prof.enable()
+        workload.main()
+        prof.disable()
+        engine.shutdown()
+        recording.stop()
+        names, opened, closed, lines, depth_ok = {}, {}, {}, {}, True
+        stacks = {}
+        for item in _engine.LogReader(path):
+            if item[0] == "code":
+                names[item[1]] = item[2].rsplit(".", 1)[-1]
+            elif item[0] == "event":
+                _, kind, thread, ts, cid, line = item
+                name = names[cid]
+                stack = stacks.setdefault(thread, [])
+                if kind in (_engine.EV_CALL, _engine.EV_RESUME):
+                    opened[name] = opened.get(name, 0) + 1
+                    stack.append(cid)
+                elif kind in (_engine.EV_RETURN, _engine.EV_YIELD, _engine.EV_UNWIND):
+                    closed[name] = closed.get(name, 0) + 1
+                    depth_ok = depth_ok and bool(stack) and stack.pop() == cid
+                elif kind == _engine.EV_LINE:
+                    lines[line] = lines.get(line, 0) + 1
+        theirs = {name: row[1] for (fn, _, name), row in pstats.Stats(prof).stats.items()
+                  if fn.endswith("workload.py")}
+        emit({"opened": opened, "closed": closed, "theirs": theirs, "lines": lines,
+              "nested": depth_ok, "mid_first": workload.mid.__code__.co_firstlineno})
+    '''.replace("$SOURCE", repr(source)))
+    for name in WORKLOAD_FUNCS:
+        assert result["opened"].get(name, 0) == result["theirs"][name], name
+        assert result["closed"].get(name, 0) == result["theirs"][name], name
+    assert result["nested"], "slices do not nest per thread"
+    first = result["mid_first"]
+    # mid(20): "s = 0" once, the loop head 21 times, the body 20 times, the return once
+    assert {int(k) - first: v for k, v in result["lines"].items()} == {1: 1, 2: 21, 3: 20, 4: 1}

@@ -119,7 +119,8 @@ def test_time_budget_switches_a_slow_handler_off(tmp_path):
         emit(rep)
     ''')
     assert result["disabled"] and "time budget" in result["disabled_reason"]
-    assert 3 <= result["calls"] < 50
+    # every call sleeps at least 20 ms, so a 50 ms budget is spent after 3 calls at most
+    assert 1 <= result["calls"] <= 3
 
 
 def test_updates_stack_and_rearm_restores_disabled_lines(tmp_path):

@@ -1,5 +1,6 @@
 """Renderers and filters on synthetic profiles: what a reader or another tool gets."""
 import json
+import json.scanner
 import re
 import xml.etree.ElementTree as ET
 
@@ -10,7 +11,7 @@ from pyliveupdate_controller.processlogs.render_json import render_json
 from pyliveupdate_controller.processlogs.render_speedscope import render_speedscope
 from pyliveupdate_controller.processlogs.render_summary import render_summary
 from pyliveupdate_controller.processlogs.render_svg import render_svg
-from support_processlogs import CALL, LINE, RETURN, Trace, find
+from support_processlogs import CALL, LINE, LINE_MARK, RETURN, Trace, find
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -50,11 +51,17 @@ def test_summary_shows_per_hit_time_total_self_and_sorted_threads():
 
 
 def test_summary_reports_drops_and_open_frames():
-    t = web_trace().drop(5, 12)
-    t.ev(CALL, 10**10, 1, thread=5)
-    text = render_summary(t.report())
+    text = render_summary(web_trace().drop(5, 12).report())
     assert "DROPPED: 12 records lost on this thread" in text
-    assert "still running at end of log: polls.views.results" in text
+    t = web_trace()
+    t.ev(CALL, 10**10, 1, thread=5).ev(CALL, 10**10 + 10**6, 2, thread=5)
+    t.ev(RETURN, 10**10 + 3 * 10**6, 2, thread=5).ev(LINE_MARK, 10**10 + 5 * 10**6, 1, 0, 5)
+    text = render_summary(t.report())
+    assert ("still running at end of log: polls.views.results (started at 10000.000 ms; its "
+            "5.000 ms so far are included above)") in text
+    row = next(line for line in text.splitlines() if line.startswith("polls.views.results"))
+    assert row.split()[:6] == ["polls.views.results", "10", "(+1", "running)", "138.000",
+                               "1385.000"]
 
 
 def test_folded_values_are_integer_self_times_that_sum_to_the_thread_total():
@@ -159,3 +166,106 @@ def test_text_output_in_log_order_with_thread_names():
     assert lines[first] == "[       2.500] 4510-Thread-5 debug: bar(a=2) -> 4"
     assert lines[first + 1].endswith("4510-MainThread handler: line one")
     assert lines[first + 2].strip() == "line two"
+
+
+def test_very_deep_recursion_renders_in_every_format():
+    import sys
+    from pyliveupdate_controller.processlogs.cli import FORMATS
+    depth = 1200        # deeper than the default recursion limit; folded output is O(depth**2)
+    t = Trace().thread(1, "T").code(1, "rec")
+    for d in range(depth):
+        t.ev(CALL, d, 1)
+    for d in range(depth):
+        t.ev(RETURN, depth + d, 1)
+    report = t.report()
+    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    assert outputs["folded"].count("\n") == depth
+    assert outputs["summary"].count("pkg.mod.rec") == depth
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(10 * depth)
+    # the C scanner has a fixed nesting limit on 3.12; the pure-Python one follows the limit
+    decoder = json.JSONDecoder()
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    try:
+        node = decoder.decode(outputs["json"])["processes"][0]["threads"][0]["children"][0]
+    finally:
+        sys.setrecursionlimit(old)
+    levels = 0
+    while node["children"]:
+        (node,) = node["children"]
+        levels += 1
+    assert levels == depth - 1 and node["total"] == 1
+
+
+def test_summary_flat_table_sums_call_paths_without_double_counting_recursion():
+    from pyliveupdate_controller.processlogs.render_summary import flat_profile
+    t = Trace().thread(1, "T").code(1, "main").code(2, "walk").code(3, "leaf")
+    t.ev(CALL, 0, 1)
+    t.ev(CALL, 10, 2).ev(CALL, 20, 2).ev(CALL, 30, 3).ev(RETURN, 40, 3)   # walk > walk > leaf
+    t.ev(RETURN, 50, 2).ev(RETURN, 60, 2)
+    t.ev(CALL, 70, 3).ev(RETURN, 75, 3)                                   # main > leaf
+    t.ev(RETURN, 100, 1)
+    report = t.report()
+    rows = {name: (hits, total, self_ns) for name, hits, total, self_ns
+            in flat_profile(report.processes[0].threads[0])}
+    assert rows["pkg.mod.walk"] == (2, 50, 40)       # outer call only for the total
+    assert rows["pkg.mod.leaf"] == (2, 15, 15)
+    assert rows["pkg.mod.main"] == (1, 100, 45)
+    text = render_summary(report)
+    assert "top 3 functions by self time" in text
+    table = text[text.index("top 3 functions"):].splitlines()
+    assert table[2].startswith("pkg.mod.main") and table[3].startswith("pkg.mod.walk")
+
+
+def request_threads_trace():
+    t = Trace(pid=7).thread(1, "MainThread").code(1, "do_GET").code(2, "quote").code(3, "serve")
+    t.ev(CALL, 0, 3, thread=1).ev(RETURN, 1000, 3, thread=1)
+    for n in range(2, 6):           # one thread per request, as ThreadingHTTPServer does
+        t.thread(n, "Thread-%d (process_request_thread)" % (100 + n))
+        base = n * 100
+        t.ev(CALL, base, 1, thread=n).ev(CALL, base + 10, 2, thread=n)
+        t.ev(RETURN, base + 10 + n, 2, thread=n).ev(RETURN, base + 50, 1, thread=n)
+    return t
+
+
+def test_thread_families_merge_by_name_each_and_all():
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "name")
+    threads = {t.name: t for t in report.processes[0].threads}
+    assert sorted(threads) == ["MainThread", "Thread-* (process_request_thread) [4 threads]"]
+    merged = threads["Thread-* (process_request_thread) [4 threads]"]
+    do_get = find(merged, "pkg.mod.do_GET")
+    assert (do_get.hits, do_get.total) == (4, 200)
+    assert (find(do_get, "pkg.mod.quote").hits, find(do_get, "pkg.mod.quote").total) == (4, 14)
+    assert "7-Thread-* (process_request_thread) [4 threads]  total 0.000 ms" in \
+        render_summary(report)
+
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "each")
+    assert len(report.processes[0].threads) == 5
+
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "all")
+    (only,) = report.processes[0].threads
+    assert only.total == 1200 and [c.function for c in only.root.children] == [
+        "pkg.mod.serve", "pkg.mod.do_GET"]
+
+
+def test_summary_tells_apart_two_codes_with_one_name():
+    t = Trace().thread(1, "T").code(1, "main").code(2, "quote", firstlineno=77)
+    t.code(3, "quote", filename="/tmp/patch.py", firstlineno=3)      # after a hot patch
+    t.ev(CALL, 0, 1).ev(CALL, 1, 2).ev(RETURN, 5, 2).ev(CALL, 6, 3).ev(RETURN, 8, 3)
+    t.ev(RETURN, 10, 1)
+    text = render_summary(t.report())
+    assert "-pkg.mod.quote (/src/pkg/mod.py:77)" in text
+    assert "-pkg.mod.quote (/tmp/patch.py:3)" in text
+    assert "pkg.mod.main " in text
+
+
+def test_a_log_without_events_renders_everywhere():
+    from pyliveupdate_controller.processlogs.cli import FORMATS
+    report = Trace().report()
+    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    assert "no recorded calls" in outputs["svg"] and outputs["folded"] == ""
+    ET.fromstring(outputs["svg"])
+    assert json.loads(outputs["json"])["processes"][0]["threads"] == []

@@ -71,13 +71,32 @@ def test_recursion_nests_as_it_happened():
     assert th.total == 130      # no double counting of the recursive time
 
 
-def test_open_frames_are_reported_not_charged():
+def test_open_frames_are_reported_and_charged_up_to_the_end():
     t = Trace().thread(1, "T").code(1, "serve").code(2, "handle")
     t.ev(CALL, 0, 1).ev(CALL, 10, 2).ev(RETURN, 20, 2).ev(CALL, 50, 2).ev(LINE_MARK, 90, 9)
     th = t.process().threads[0]
-    assert th.root.children == []          # nothing completed at top level
     assert [(f.stack, f.started_ns, f.running_ns) for f in th.open_frames] == [
         (["pkg.mod.serve"], 0, 90), (["pkg.mod.serve", "pkg.mod.handle"], 50, 40)]
+    serve = find(th, "pkg.mod.serve")        # a server's main loop never returns
+    assert (serve.hits, serve.running, serve.total, serve.self) == (0, 1, 90, 40)
+    handle = find(serve, "pkg.mod.handle")
+    assert (handle.hits, handle.running, handle.total) == (1, 1, 50)
+    assert th.total == 90
+
+
+def test_a_drop_closes_the_threads_open_slices_instead_of_nesting_under_them():
+    t = Trace().thread(1, "T").code(1, "f")
+    t.ev(CALL, 0, 1)                 # its RETURN is lost in the gap
+    t.drop(1, 5)
+    t2 = list(t.chunks())            # first chunk: the CALL and the drop
+    t.events.clear()
+    t.metas.clear()
+    t.ev(CALL, 100, 1).ev(RETURN, 110, 1)
+    from pyliveupdate_controller.processlogs.aggregate import build_process, consume
+    builder, meta = consume(t2 + list(t.chunks()))
+    th = build_process(builder, meta, pid=1, path="x", header={}).threads[0]
+    f = find(th, "pkg.mod.f")        # not f > f
+    assert f.children == [] and f.hits == 1 and th.gap_closes == 1 and th.dropped == 5
 
 
 def test_returns_of_calls_begun_before_recording_are_counted_and_ignored():
@@ -185,3 +204,10 @@ def test_many_interleaved_threads():
     for th in proc.threads:
         assert th.name == "worker-%d" % th.thread
         assert find(th, "pkg.mod.handle").total == 1000 + th.thread
+
+
+def test_timestamps_going_backwards_never_give_negative_times():
+    t = Trace().thread(1, "T").code(1, "f").code(2, "g")
+    t.ev(CALL, 100, 1).ev(CALL, 200, 2).ev(RETURN, 300, 2).ev(RETURN, 150, 1)
+    f = find(t.process().threads[0], "pkg.mod.f")
+    assert f.total == 50 and f.self == 0 and find(f, "pkg.mod.g").total == 100

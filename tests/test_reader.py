@@ -151,3 +151,32 @@ def test_header_fields(tmp_path):
     assert isinstance(h["argv"], list)
     assert os.path.basename(path).startswith("pylu-%d-" % os.getpid())
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_random_damage_never_crashes_and_is_always_reported(batched_log, tmp_path):
+    """Flipped bits and cuts anywhere: the reader returns an exact prefix of the events
+    (frames are checksummed), and says why whenever it returns fewer."""
+    import random
+    path, data, starts = batched_log
+    orig = [(e[1], e[4], e[5]) for e in Log(path).events]
+    rnd = random.Random(7)
+    p = tmp_path / "damaged.pylog"
+    reported = 0
+    for _ in range(150):
+        bad = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            bad[rnd.randrange(len(bad))] ^= 1 << rnd.randrange(8)
+        if rnd.random() < 0.3:
+            bad = bad[:rnd.randrange(len(bad))]
+        p.write_bytes(bytes(bad))
+        try:
+            r = _engine.LogReader(str(p))
+        except ValueError as e:
+            assert "pyliveupdate log" in str(e)
+            continue
+        got = [(e[1], e[4], e[5]) for e in r if e[0] == "event"]
+        assert got == orig[:len(got)]
+        if len(got) < len(orig) or not r.complete:
+            assert r.error is not None or (not r.complete and len(bad) < len(data))
+            reported += r.error is not None
+    assert reported > 50

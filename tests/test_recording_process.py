@@ -35,8 +35,9 @@ def test_sigkill_leaves_a_log_readable_to_its_last_frame(tmp_path):
         (path,) = logs_in(d)
         # let a few more frames reach the file, then kill without warning
         size = os.path.getsize(path)
-        while os.path.getsize(path) < size + 2000:
+        while os.path.getsize(path) < size + 2000 and child.poll() is None:
             os.sched_yield()
+        assert child.poll() is None, "the child died before it was killed"
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -205,3 +206,54 @@ def test_ensure_started_falls_back_and_says_so(tmp_path):
     assert os.path.dirname(path) == os.path.join(xdg, "pyliveupdate") and events == 1
     assert "refusing log directory %s: it is a symlink" % (tmp_path / "planted") in out.stderr
     assert os.listdir(real) == []
+
+
+def test_deleted_log_directory_stops_recording_with_a_report(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    other = private_dir(tmp_path / "other")
+    out = run_child(f"""
+        import json, shutil
+        from pyliveupdate import _engine as e, recording
+        first = recording.ensure_started({d!r})
+        e.recorder_emit(1, 1, 0)
+        e.recorder_flush()
+        shutil.rmtree({d!r})
+        e.recorder_emit(3, 1, 0)
+        e.recorder_flush()
+        stats = e.recorder_stats()
+        second = recording.ensure_started({other!r})   # a fresh log elsewhere works
+        e.recorder_emit(1, 2, 0)
+        recording.stop()
+        print(json.dumps([stats, e.recorder_stats(), first, second]))
+    """)
+    assert out.returncode == 0, out.stderr
+    stats, stats2, first, second = json.loads(out.stdout)
+    assert stats["active"] is False and stats["error"].endswith("the log file was deleted")
+    assert "pyliveupdate: recording stopped:" in out.stderr
+    assert not os.path.exists(d) and os.path.dirname(second) == other
+    assert stats2["error"] is None and stats2["events"] == 1
+    assert len(Log(second).events) == 1
+
+
+def test_short_lived_threads_are_freed_and_counted(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, threading
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, ring_slots=256, flush_ms=1)
+        def work(i):
+            for j in range(100):
+                e.recorder_emit(1, i, j)
+        for batch in range(20):
+            ts = [threading.Thread(target=work, args=(batch * 10 + k,)) for k in range(10)]
+            [t.start() for t in ts]
+            [t.join() for t in ts]
+        e.recorder_stop()
+        print(json.dumps([path, e.recorder_stats()]))
+    """)
+    assert out.returncode == 0, out.stderr
+    path, stats = json.loads(out.stdout)
+    log = Log(path)
+    assert stats["threads"] == 200 and len(log.threads()) == 200
+    assert len(log.events) + stats["dropped"] == 200 * 100
+    assert len(log.events) == stats["events"]

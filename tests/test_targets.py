@@ -112,3 +112,13 @@ def test_matcher_accepts_code_of_modules_imported_later():
                           one(shop.Cart.Line.describe.__code__)]))
     """)
     assert result == [["shop", "price"], ["shop", "Cart.add"], None, None, None]
+
+
+def test_package_double_star_covers_its_imported_submodules():
+    result, _ = run_json("""
+        import json, pkgdemo
+        import pyliveupdate.targets as T
+        print(json.dumps([[t.name for t in T.resolve('pkgdemo.**')],
+                          [t.name for t in T.resolve('pkgdemo.sub.**')]]))
+    """)
+    assert result == [["pkgdemo.top", "pkgdemo.sub.helper"], ["pkgdemo.sub.helper"]]

@@ -37,15 +37,18 @@ def test_predefine_none_as_in_the_readme_and_new_module_level_names():
     result, _ = run_json("""
         import json, shop
         from pyliveupdate.update import Redefine, UpdateManager
-        def new_price(qty):
-            return qty * RATE
+        def new_price(qty, rate=None):
+            "New doc."
+            return qty * (rate or RATE)
+        new_price.exposed = True
         u = Redefine('shop', None, {'shop.price': new_price, 'shop.RATE': 7})
         UpdateManager.apply_update(u)
-        a = shop.price(3)
+        a = [shop.price(3), shop.price(3, 2), shop.price.__doc__, shop.price.exposed]
         UpdateManager.revert_update(u.id)
-        print(json.dumps([a, shop.price(3), hasattr(shop, 'RATE')]))
+        print(json.dumps([a, shop.price(3), hasattr(shop, 'RATE'), shop.price.__defaults__,
+                          hasattr(shop.price, 'exposed'), shop.price.__doc__]))
     """)
-    assert result == [21, 30, False]
+    assert result == [[21, 6, "New doc.", True], 30, False, None, False, None]
 
 
 def test_every_kind_of_member_and_class_redefinition_with_existing_instances():
@@ -236,6 +239,7 @@ def test_bad_redefinitions_are_refused_and_change_nothing():
             'bases': {'shop.price': good, 'shop.Cart': CartBases},
             'slots': {'shop.price': good, 'shop.Cart': CartSlots},
             'other module': {'shop.price': good, 'json.dumps': good},
+            'nested function': {'shop.price': good, 'shop.make_counter.step': good},
         }
         codes = (shop.price.__code__, shop.ticker.__code__, dict(vars(shop.Cart)))
         errors = {}
@@ -265,6 +269,7 @@ def test_bad_redefinitions_are_refused_and_change_nothing():
     assert "__slots__" in errors["slots"]
     assert "in module json, not in shop" in errors["other module"]
     assert "Module not_imported_mod not found" in errors["module"]
+    assert "redefine the enclosing shop.make_counter" in errors["nested function"]
 
 
 def test_wait_gives_up_cleanly_naming_the_blocking_thread_then_succeeds():
@@ -333,3 +338,55 @@ def test_ids_statuses_listing_and_id_blocks():
     assert "Update 100 not reverted: update 100 is not applied (status: reverted)" in out
     assert "Update 555 not found" in out
     assert "1 : {type: redefine, status: applied, module: shop, redefined: [shop.price]}" in out
+
+
+ATOMIC_SCRIPT = """
+    import json, sys, threading, operator, shop
+    from pyliveupdate import update as U
+    from pyliveupdate.update import Redefine, UpdateManager
+    if %(break_it)r:                             # control: a swap that is not atomic
+        def slow_swap(sets, deletes=()):
+            import time
+            for obj, name, value in sets:
+                setattr(obj, name, value); time.sleep(0)
+        U._swap = slow_swap
+    sys.setswitchinterval(0.0001)
+    funcs = (shop.part_a, shop.part_b, shop.part_c)
+    originals = tuple(f.__code__ for f in funcs)
+    get = operator.attrgetter('__code__')
+    stop = threading.Event()
+    mixed = []
+    snapshots = [0]
+    def watch():
+        while not stop.is_set():
+            codes = tuple(map(get, funcs))           # one C call: an atomic snapshot
+            old = [c is o for c, o in zip(codes, originals)]
+            if any(old) and not all(old):
+                mixed.append(old)
+            snapshots[0] += 1
+    t = threading.Thread(target=watch)
+    t.start()
+    def part_a(): return 'a2'
+    def part_b(): return 'b2'
+    def part_c(): return 'c2'
+    for _ in range(100):
+        u = Redefine('shop', None, {'shop.part_a': part_a, 'shop.part_b': part_b,
+                                    'shop.part_c': part_c})
+        u.apply()
+        u.revert()
+    stop.set(); t.join(10)
+    print(json.dumps([len(mixed), snapshots[0]]))
+"""
+
+
+def test_a_multi_function_update_is_seen_all_at_once_by_other_threads():
+    (mixed, snapshots), _ = run_json(ATOMIC_SCRIPT % {"break_it": False})
+    assert snapshots > 0
+    assert mixed == 0
+
+
+def test_the_atomicity_check_catches_a_non_atomic_swap():
+    # Control for the test above: a swap that lets other threads run between functions
+    # is caught by the same watcher.
+    (mixed, _), _ = run_json(ATOMIC_SCRIPT % {"break_it": True})
+    assert mixed > 0

@@ -54,6 +54,10 @@ class _Armed(object):
         return [(hot.__code__, hot.__module__, hot.__qualname__)]
 
     def start(self):
+        if self.SOURCE == "frame":
+            refusal = self.engine.frame_source_refusal()
+            if refusal:
+                raise Unavailable(refusal)
         self.recording.ensure_started()
         req = self.request()
         for code, module, qualname in self.targets():
@@ -68,9 +72,9 @@ class _Armed(object):
         if self.SOURCE != "frame":
             return
         status = self.engine.status()
-        if not status.get("frame_hook_installed", status.get("frame_hook")):
-            raise Unavailable("frame source not used (status: %s)" % (
-                {k: status.get(k) for k in ("sources", "frame_hook_installed") if k in status},))
+        if not status.get("frame_hook_installed"):
+            raise Unavailable("frame source not used (status: sources=%s, hook=%s)" % (
+                status.get("sources"), status.get("frame_hook_installed")))
 
     def stop(self):
         self.engine.disarm(UPDATE_ID)
@@ -92,11 +96,32 @@ def _module_of(code, modules_by_file):
     return modules_by_file.get(code.co_filename, "?")
 
 
+def _ours(filename):
+    """Code of pyliveupdate itself or of this bench harness: not "the program"."""
+    return filename.startswith(_OWN_DIRS)
+
+
+def _own_dirs():
+    import os
+    import pyliveupdate
+    here = os.path.dirname(os.path.abspath(__file__))
+    return (os.path.dirname(pyliveupdate.__file__) + os.sep, here + os.sep,
+            os.path.join(os.path.dirname(here), "child.py"))
+
+
+_OWN_DIRS = ()
+
+
 class FuncTimingAll(FuncTimingOne):
     """Every Python function in the process (what cProfile sees), plus any code object
-    created later (through engine.watch), e.g. templates Jinja2 compiles on first use."""
+    created later (through engine.watch), e.g. templates Jinja2 compiles on first use.
+    pyliveupdate's own code and the bench harness's are left out (profiling the
+    profiler would also re-enter the engine: its matcher would be asked about the
+    engine's own code while the engine iterates its tables)."""
 
     def targets(self):
+        global _OWN_DIRS
+        _OWN_DIRS = _own_dirs()
         modules_by_file = {}
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
@@ -106,7 +131,7 @@ class FuncTimingAll(FuncTimingOne):
         for obj in gc.get_objects():
             if isinstance(obj, types.FunctionType):
                 code = obj.__code__
-                if code not in seen:
+                if code not in seen and not _ours(code.co_filename):
                     seen[code] = (code, getattr(obj, "__module__", None) or
                                   _module_of(code, modules_by_file), obj.__qualname__)
         self.targets_cache = list(seen.values())
@@ -120,6 +145,8 @@ class FuncTimingAll(FuncTimingOne):
             by_file = self.modules_by_file
 
             def matcher(code):
+                if _ours(code.co_filename):
+                    return None
                 return req, _module_of(code, by_file), getattr(code, "co_qualname", code.co_name)
 
             self.engine.watch(UPDATE_ID + 1, matcher, source=self.SOURCE)
@@ -140,25 +167,67 @@ class LineTimingOne(_Armed):
 
 
 class FuncDebugOne(object):
-    """FuncDebugger on the hot function, rate-limited (same budget as hand_print)."""
+    """Arguments and return value of the hot function, rate-limited to RATE lines a
+    second (the same budget and gate as hand_print), written to our log.
+
+    Through ``pyliveupdate.FuncDebugger`` once it exists; until then through the same
+    public engine API it is built on (func_begin/func_end handlers writing TEXT records),
+    and the row says which.
+    """
 
     def __init__(self, workload):
         self.workload = workload
-        try:
-            from pyliveupdate import FuncDebugger
-        except ImportError as exc:
-            raise Unavailable("pyliveupdate.FuncDebugger not importable: %s" % exc)
-        self.debugger = FuncDebugger
+        self.engine, self.recording, self._engine = _import_engine()
+        self.lines = 0
 
     def start(self):
-        raise Unavailable("FuncDebugger API not wired into the bench yet")
+        import time
+        from peers.hand_print import RATE
+        self.recording.ensure_started()
+        hot = self.workload.hot
+        code = hot.__code__
+        names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        qualname = hot.__qualname__
+        gate = [0.0]
+        monotonic = time.monotonic
+        text = self._engine.recorder_text
+        interval = 1.0 / RATE
+        bench = self
+
+        def on_begin(frame):
+            now = monotonic()
+            if now >= gate[0]:
+                gate[0] = now + interval
+                args = frame.f_locals
+                text(1, "%s called %s" % (qualname, ", ".join(
+                    "%s=%r" % (n, args.get(n)) for n in names)))
+                bench.lines += 1
+
+        def on_end(frame, retval, exc):
+            now = monotonic()
+            if now >= gate[0]:
+                gate[0] = now + interval
+                text(1, "%s returned %r" % (qualname, retval) if exc is None
+                     else "%s raised %r" % (qualname, exc))
+                bench.lines += 1
+
+        req = self.engine.Request(on_func_begin=on_begin, on_func_end=on_end)
+        self.engine.arm(UPDATE_ID, code, req, module=hot.__module__, qualname=qualname,
+                        source="monitoring")
 
     def stop(self):
-        return {}
+        report = self.engine.handler_report(UPDATE_ID)
+        self.engine.disarm(UPDATE_ID)
+        info = _recorder_report(self._engine)
+        info.update({"lines": self.lines, "via": "engine handlers (FuncDebugger not landed)",
+                     "handler_errors": report.get("errors"),
+                     "handler_disabled": report.get("disabled")})
+        return info
 
 
 class IdleStub(object):
-    """The stub started, nothing applied: what a program pays for being ready."""
+    """The stub started and connected to a live controller (PYLU_BENCH_CONTROLLER,
+    started by run.py), nothing applied: what a program pays for being ready."""
 
     def __init__(self, workload):
         try:
@@ -166,9 +235,19 @@ class IdleStub(object):
         except ImportError as exc:
             raise Unavailable("pyliveupdate.UpdateStub not importable: %s" % exc)
         self.stub_class = UpdateStub
+        self.stub = None
 
     def start(self):
-        raise Unavailable("UpdateStub API not wired into the bench yet")
+        import os
+        address = os.environ.get("PYLU_BENCH_CONTROLLER")
+        self.stub = self.stub_class(controller=address or "127.0.0.1:9",
+                                    token=os.environ.get("PYLU_TOKEN"))
+        self.stub.start()
+        self.connected = bool(address) and self.stub.connected.wait(10)
+        if address and not self.connected:
+            raise Unavailable("the stub did not connect to the bench's controller in 10 s")
 
     def stop(self):
-        return {}
+        connected_at_end = self.stub.connected.is_set()
+        self.stub.stop()
+        return {"connected": connected_at_end}

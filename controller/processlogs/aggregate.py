@@ -45,31 +45,46 @@ def consume(chunks: Iterable[tuple[bytes, list]], *, start_ns: int | None = None
     builder = CallTreeBuilder(start_ns, end_ns)
     meta = Metadata()
     for events, metas in chunks:
+        before = dict(meta.drops)
         for m in metas:
             meta.add(m)
         if events:
             builder.feed(events)
+        # Records were lost on these threads somewhere in this chunk: slices open there may
+        # never see their end, so close them rather than nest later calls under them.
+        # (Approximate within the chunk: chunks() does not say where the gap fell.)
+        for thread, count in meta.drops.items():
+            if count > before.get(thread, 0):
+                builder.gap(thread)
     return builder, meta
 
 
 def build_process(builder: CallTreeBuilder, meta: Metadata, *, pid: int, path: str,
                   header: dict) -> ProcessProfile:
     """Turn the builder's state into a `ProcessProfile` (threads in first-seen order)."""
+    still_open = builder.finish()
     res = builder.result()
     codes = dict(meta.codes)
     proc = ProcessProfile(pid=pid, path=path, header=header, codes=codes, threads=[],
-                          lines={}, events=res["events"], texts=meta.texts)
+                          lines={}, events=res["events"], texts=meta.texts,
+                          thread_names={k: v[1] for k, v in meta.threads.items()})
     raw = res["nodes"]
+    # A path is kept when it or one of its descendants has data (children have larger ids).
+    keep = [False] * len(raw)
+    for i in range(len(raw) - 1, -1, -1):
+        parent, _code, hits, slices, total, _self, running, _running_ns = raw[i]
+        keep[i] = keep[i] or bool(hits or slices or total or running) or parent < 0
+        if keep[i] and parent >= 0:
+            keep[parent] = True
     objs: list[Node | None] = [None] * len(raw)
-    for i, (parent, code_id, hits, slices, total, self_ns) in enumerate(raw):
+    for i, (parent, code_id, hits, slices, total, self_ns, running, running_ns) in enumerate(raw):
         if parent < 0:
             objs[i] = Node("<root>", "", 0)
-            continue
-        if not (hits or slices or total):
-            continue    # path seen only outside the time window
-        info = proc.code(code_id)
-        objs[i] = Node(info.function, info.filename, info.firstlineno, hits, slices, total,
-                       self_ns, code_id)
+        elif keep[i]:
+            info = proc.code(code_id)
+            objs[i] = Node(info.function, info.filename, info.firstlineno, hits=hits,
+                           slices=slices, total=total, self=self_ns, running=running,
+                           running_ns=running_ns, code_id=code_id)
     for i, (parent, *_rest) in enumerate(raw):
         if parent >= 0 and objs[i] is not None and objs[parent] is not None:
             objs[parent].children.append(objs[i])
@@ -85,9 +100,10 @@ def build_process(builder: CallTreeBuilder, meta: Metadata, *, pid: int, path: s
                            root=objs[t["root"]], dropped=meta.drops.get(t["thread"], 0),
                            unmatched_closes=t["unmatched_closes"],
                            forced_closes=t["forced_closes"],
+                           gap_closes=t["gap_closes"],
                            first_ns=t["first_ts"], last_ns=t["last_ts"])
         stack: list[str] = []
-        for node_index, started, _line in t["open"]:
+        for node_index, started, _line in still_open.get(t["thread"], []):
             stack.append(proc.code(raw[node_index][1]).function)
             tp.open_frames.append(OpenFrame(list(stack), started, max(0, last_ts - started)))
         proc.threads.append(tp)

@@ -37,23 +37,37 @@ class Node:
     slices: int = 0        # calls + generator/coroutine resumes
     total: int = 0         # inclusive ns
     self: int = 0          # exclusive ns
+    running: int = 0       # slices still open when the log ended (charged up to its end)
+    running_ns: int = 0    # the part of `total` those open slices account for
     code_id: int = -1
     children: list["Node"] = field(default_factory=list)
 
     @property
     def per_hit(self) -> float | None:
-        return self.total / self.hits if self.hits else None
+        """Mean time of a completed call (slices still running at the end are left out)."""
+        return (self.total - self.running_ns) / self.hits if self.hits else None
 
     def walk(self, depth: int = 0):
-        """(depth, node) in depth-first order, children in their current order."""
-        yield depth, self
-        for child in self.children:
-            yield from child.walk(depth + 1)
+        """(depth, node) in depth-first order, children in their current order.
+        Iterative: deep recursion in the profiled program makes deep trees."""
+        stack = [(depth, self)]
+        while stack:
+            d, node = stack.pop()
+            yield d, node
+            stack.extend((d + 1, c) for c in reversed(node.children))
+
+    def paths(self, prefix: tuple = ()):
+        """(stack of nodes below self, node) for every descendant, depth first."""
+        stack = [(prefix + (c,), c) for c in reversed(self.children)]
+        while stack:
+            path, node = stack.pop()
+            yield path, node
+            stack.extend((path + (c,), c) for c in reversed(node.children))
 
 
 @dataclass
 class OpenFrame:
-    """A slice still open when the log ended: reported, not charged."""
+    """A slice still open when the log ended: reported, and charged up to the end."""
     stack: list[str]          # function names from the outermost open slice to this one
     started_ns: int           # ns since log start
     running_ns: int           # until the last event of the log
@@ -70,6 +84,8 @@ class ThreadProfile:
     dropped: int = 0
     unmatched_closes: int = 0
     forced_closes: int = 0
+    gap_closes: int = 0       # slices closed where records were dropped
+    members: list[int] = field(default_factory=list)   # log thread numbers, when merged
     first_ns: int = 0
     last_ns: int = 0
 
@@ -102,6 +118,7 @@ class ProcessProfile:
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
     texts: list[tuple] = field(default_factory=list)
+    thread_names: dict[int, str] = field(default_factory=dict)   # every thread the log named
 
     def code(self, code_id: int) -> CodeInfo:
         return self.codes.get(code_id) or unknown_code(code_id)

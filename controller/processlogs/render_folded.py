@@ -2,7 +2,7 @@
 classic flamegraph tools want). Values are self times, so stacks are never double counted."""
 from __future__ import annotations
 
-from .model import Node, Report
+from .model import Report
 
 
 def frame_name(name: str) -> str:
@@ -13,15 +13,10 @@ def folded_stacks(report: Report):
     """(stack tuple, self ns) for every call path with self time."""
     for p in report.processes:
         for t in p.threads:
-            yield from _walk(t.root, (frame_name(t.key),))
-
-
-def _walk(node: Node, prefix: tuple):
-    for child in node.children:
-        stack = prefix + (frame_name(child.function),)
-        if child.self > 0:
-            yield stack, child.self
-        yield from _walk(child, stack)
+            head = (frame_name(t.key),)
+            for path, node in t.root.paths():
+                if node.self > 0:
+                    yield head + tuple(frame_name(n.function) for n in path), node.self
 
 
 def render_folded(report: Report) -> str:

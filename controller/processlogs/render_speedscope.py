@@ -28,15 +28,10 @@ def render_speedscope(report: Report) -> str:
         for t in p.threads:
             samples, weights = [], []
 
-            def walk(node: Node, stack: list[int]) -> None:
-                for child in node.children:
-                    path = stack + [frame_id(child)]
-                    if child.self > 0:
-                        samples.append(path)
-                        weights.append(child.self)
-                    walk(child, path)
-
-            walk(t.root, [])
+            for path, node in t.root.paths():
+                if node.self > 0:
+                    samples.append([frame_id(n) for n in path])
+                    weights.append(node.self)
             profiles.append({"type": "sampled", "name": t.key, "unit": "nanoseconds",
                              "startValue": 0, "endValue": sum(weights),
                              "samples": samples, "weights": weights})

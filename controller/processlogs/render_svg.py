@@ -51,17 +51,21 @@ class _Frames:
         self.max_depth = max(self.max_depth, depth)
         return True
 
-    def node(self, node: Node, x: int, depth: int) -> None:
-        share = 100.0 * node.total / self.total
-        title = "%s (%s, %.2f%%; self %s; %d hits%s)" % (
-            node.function, _ms(node.total), share, _ms(node.self), node.hits,
-            ", %s/hit" % _ms(node.per_hit) if node.per_hit is not None else "")
-        if not self.add(node.function, x, node.total, depth, title, _color(node.function)):
-            return
-        cx = x
-        for child in node.children:
-            self.node(child, cx, depth + 1)
-            cx += child.total
+    def subtree(self, top: Node, x: int, depth: int) -> None:
+        """Lay out `top` and its callees (iteratively: trees can be very deep)."""
+        stack = [(top, x, depth)]
+        while stack:
+            node, nx, nd = stack.pop()
+            share = 100.0 * node.total / self.total
+            title = "%s (%s, %.2f%%; self %s; %d hits%s)" % (
+                node.function, _ms(node.total), share, _ms(node.self), node.hits,
+                ", %s/hit" % _ms(node.per_hit) if node.per_hit is not None else "")
+            if not self.add(node.function, nx, node.total, nd, title, _color(node.function)):
+                continue
+            cx = nx
+            for child in node.children:
+                stack.append((child, cx, nd + 1))
+                cx += child.total
 
 
 def render_svg(report: Report, title: str = "pyliveupdate flame graph") -> str:
@@ -76,7 +80,7 @@ def render_svg(report: Report, title: str = "pyliveupdate flame graph") -> str:
                       "rgb(180,180,220)"):
             cx = x
             for child in t.root.children:
-                frames.node(child, cx, 2)
+                frames.subtree(child, cx, 2)
                 cx += child.total
         x += t.total
     height = TOP + (frames.max_depth + 1) * FRAME_HEIGHT + BOTTOM_MARGIN
@@ -115,6 +119,9 @@ def render_svg(report: Report, title: str = "pyliveupdate flame graph") -> str:
             % (quoteattr(name), x0, w, depth, escape(tip), px, y, pw, FRAME_HEIGHT - 1, color,
                px + 3, y + FRAME_HEIGHT - 4, escape(_fit(name, pw))))
     out.append("</g>")
+    if total == 0:
+        out.append('<text x="%d" y="%d">no recorded calls in these logs (see the summary)</text>'
+                   % (PAD, bottom - 4))
     if frames.omitted:
         out.append("<!-- %d frames narrower than %.1f px omitted -->" % (frames.omitted, MIN_PX))
     out.append("</svg>")

@@ -84,3 +84,15 @@ cart = Cart()
 def slow(event):
     event.wait(30)
     return "old slow"
+
+
+def part_a():
+    return "a1"
+
+
+def part_b():
+    return "b1"
+
+
+def part_c():
+    return "c1"

@@ -1,0 +1,5 @@
+from .sub import helper
+
+
+def top():
+    return helper() + 1
