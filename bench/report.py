@@ -119,8 +119,9 @@ def render(results):
                   meta.get("seconds", 0), machine.get("loadavg_at_start"),
                   machine.get("loadavg_at_end")))
     md.append("Python %s for the main table. Every figure is instrumented time / baseline "
-              "time, each pair run back to back in fresh processes, %d rounds, order "
-              "alternating; shown as median (min–max) of the per-round ratios. Time is CPU "
+              "time, every run in a fresh process, each instrumented run next to baseline "
+              "runs (B t1 t2 t3 B ..., against the mean of the two), %d rounds, tool order "
+              "rotating; shown as median (min–max) of the per-round ratios. Time is CPU "
               "time of the whole process (all threads) per unit of work, median unit of "
               "each run: on a shared machine wall time charges other people's load to "
               "slow tools (wall ratios are in latest.json). Lower is better; 1.00× is "

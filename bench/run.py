@@ -67,7 +67,7 @@ def parse_args(argv):
                    help="seconds for the whole bench (default 780, quick 150); sections "
                         "stop adding rounds when their share is spent")
     p.add_argument("--target", type=float,
-                   help="seconds per baseline run (default 0.15, quick 0.04)")
+                   help="seconds per baseline run (default 0.1, quick 0.04)")
     p.add_argument("--workloads", help="comma-separated subset of: " + ",".join(workloads.NAMES))
     p.add_argument("--variants", help="comma-separated subset of the main table's tools")
     p.add_argument("--extra-python", default=os.path.join(ROOT, ".venv", "3.13", "bin", "python"),
@@ -79,7 +79,7 @@ def parse_args(argv):
     args.rounds = args.rounds or (2 if args.quick else 9)
     args.min_rounds = min(args.rounds, args.min_rounds or (2 if args.quick else 3))
     args.budget = args.budget or (150.0 if args.quick else 780.0)
-    args.target = args.target or (0.04 if args.quick else 0.15)
+    args.target = args.target or (0.04 if args.quick else 0.1)
     args.workloads = args.workloads.split(",") if args.workloads else list(workloads.NAMES)
     args.variants = args.variants.split(",") if args.variants else list(MAIN_VARIANTS)
     if "control" not in args.variants:
