@@ -84,6 +84,35 @@ def _table(rows, cells, names, notes, wall=False):
     return out
 
 
+# (case, ours, the peer users pick for it)
+VERSUS = [
+    ("function profiling, one function", "ours_fp_one_monitoring", "cprofile"),
+    ("function profiling, whole program", "ours_fp_all_monitoring", "cprofile"),
+    ("function profiling, whole program", "ours_fp_all_monitoring", "yappi"),
+    ("line profiling, one function", "ours_lp_one", "line_profiler"),
+    ("debug output, rate-limited", "ours_fd_one", "hand_print"),
+]
+
+
+def _versus(cells, names):
+    """Ours against the peer, per workload: both medians and how many times faster
+    the program runs under ours (peer ratio / our ratio; below 1: we are behind)."""
+    out = ["| case | ours vs | " + " | ".join(names) + " |",
+           "|---|---|" + "---|" * len(names)]
+    for case, ours, peer in VERSUS:
+        row = []
+        for name in names:
+            a = (cells.get(name, {}).get(ours) or {}).get("median")
+            b = (cells.get(name, {}).get(peer) or {}).get("median")
+            if a is None or b is None:
+                row.append("—")
+            else:
+                row.append("%.2f× vs %.2f×: **%s**" % (
+                    a, b, ("%.1f× faster" % (b / a)) if b >= a else ("%.1f× slower" % (a / b))))
+        out.append("| %s | %s | %s |" % (case, peer, " | ".join(row)))
+    return out
+
+
 def _events_table(cells, names):
     """What our rows recorded: events, drops, bytes per event on disk."""
     out = []
@@ -134,6 +163,8 @@ def render(results):
         md.append("- **%s**: %s. Baseline %.1f ms per unit, %s units per run." % (
             name, workloads.description(name), 1000 * wl.get("seconds_per_unit", 0),
             wl.get("repeat", "?")))
+    md += ["", "## Ours against the tool users pick (Python %s)" % meta["python"], ""]
+    md += _versus(results["cells"], names)
     md += ["", "## Overhead (Python %s)" % meta["python"], ""]
     md += _table(ROWS, results["cells"], names, notes)
     events = _events_table(results["cells"], names)
