@@ -139,6 +139,9 @@ def render(results):
     names = meta["workloads"]
     notes = _Notes()
     md = ["# pyliveupdate bench: cost against the tools users pick instead", ""]
+    if meta.get("partial"):
+        md += ["**Partial: the run was still going (or was stopped) when this was written; "
+               "sections below the ones shown had not run.**", ""]
     machine = meta["machine"]
     md.append("Run %s on %s (%s cores, Linux %s, %s); command `%s`, %.0f s. Load "
               "average %s at the start, %s at the end (the machine is shared; see "

@@ -297,8 +297,11 @@ def run_others(args):
     return out
 
 
-def write(results, out_dir):
+def write(results, out_dir, final=True):
+    """Write latest.md/latest.json (also after each section, so an interrupted run
+    leaves what it measured, marked as partial)."""
     os.makedirs(out_dir, exist_ok=True)
+    results["meta"]["partial"] = not final
     md = report.render(results)
     for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"),
                        ("latest.md", md)):
@@ -306,6 +309,8 @@ def write(results, out_dir):
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, os.path.join(out_dir, name))
+    if not final:
+        return
     sys.stdout.write(md)
     say("wrote %s and %s" % (os.path.join(out_dir, "latest.md"),
                               os.path.join(out_dir, "latest.json")))
@@ -344,11 +349,15 @@ def main(argv):
         stop_controller(controller)
     results["cells"], results["workloads"] = main_run["cells"], main_run["workloads"]
     results["meta"]["rounds"] = main_run["rounds"]
+    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    write(results, args.out, final=False)
 
     if args.extra_python and os.path.exists(args.extra_python):
         results["extra_python"] = run_extra(args, deadlines["extra"])
+        write(results, args.out, final=False)
     if not args.no_original:
         results["original"] = run_original(args, deadlines["original"])
+        write(results, args.out, final=False)
     if not args.no_others:
         results["other_benches"] = run_others(args)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
