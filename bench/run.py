@@ -67,7 +67,7 @@ def parse_args(argv):
                    help="seconds for the whole bench (default 780, quick 150); sections "
                         "stop adding rounds when their share is spent")
     p.add_argument("--target", type=float,
-                   help="seconds per baseline run (default 0.15, quick 0.04)")
+                   help="seconds per baseline run (default 0.1, quick 0.04)")
     p.add_argument("--workloads", help="comma-separated subset of: " + ",".join(workloads.NAMES))
     p.add_argument("--variants", help="comma-separated subset of the main table's tools")
     p.add_argument("--extra-python", default=os.path.join(ROOT, ".venv", "3.13", "bin", "python"),
@@ -79,7 +79,7 @@ def parse_args(argv):
     args.rounds = args.rounds or (2 if args.quick else 9)
     args.min_rounds = min(args.rounds, args.min_rounds or (2 if args.quick else 3))
     args.budget = args.budget or (150.0 if args.quick else 780.0)
-    args.target = args.target or (0.04 if args.quick else 0.15)
+    args.target = args.target or (0.04 if args.quick else 0.1)
     args.workloads = args.workloads.split(",") if args.workloads else list(workloads.NAMES)
     args.variants = args.variants.split(",") if args.variants else list(MAIN_VARIANTS)
     if "control" not in args.variants:
@@ -297,8 +297,11 @@ def run_others(args):
     return out
 
 
-def write(results, out_dir):
+def write(results, out_dir, final=True):
+    """Write latest.md/latest.json (also after each section, so an interrupted run
+    leaves what it measured, marked as partial)."""
     os.makedirs(out_dir, exist_ok=True)
+    results["meta"]["partial"] = not final
     md = report.render(results)
     for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"),
                        ("latest.md", md)):
@@ -306,6 +309,8 @@ def write(results, out_dir):
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, os.path.join(out_dir, name))
+    if not final:
+        return
     sys.stdout.write(md)
     say("wrote %s and %s" % (os.path.join(out_dir, "latest.md"),
                               os.path.join(out_dir, "latest.json")))
@@ -344,11 +349,15 @@ def main(argv):
         stop_controller(controller)
     results["cells"], results["workloads"] = main_run["cells"], main_run["workloads"]
     results["meta"]["rounds"] = main_run["rounds"]
+    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    write(results, args.out, final=False)
 
     if args.extra_python and os.path.exists(args.extra_python):
         results["extra_python"] = run_extra(args, deadlines["extra"])
+        write(results, args.out, final=False)
     if not args.no_original:
         results["original"] = run_original(args, deadlines["original"])
+        write(results, args.out, final=False)
     if not args.no_others:
         results["other_benches"] = run_others(args)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
