@@ -15,6 +15,7 @@ import linecache
 import os
 import sys
 import threading
+import time
 import traceback
 
 from . import introspect
@@ -26,6 +27,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 class _ThreadRouter:
     """Stands in for sys.stdout/sys.stderr: the capturing thread's writes go to its
     buffer, every other thread's writes go to the stream that was there before."""
+    # Slots, not an instance dict: program threads write through this object while the
+    # stub swaps it in and out (on 3.12 the dict-based version was seen, rarely, with
+    # no attributes at all in a program thread, and __getattr__ then recursed).
+    __slots__ = ("_pylu_original", "_pylu_captures")
 
     def __init__(self, original, captures):
         self._pylu_original = original
@@ -43,6 +48,8 @@ class _ThreadRouter:
         return None
 
     def __getattr__(self, name):
+        if name.startswith("_pylu_"):
+            raise AttributeError(name)
         return getattr(self._pylu_original, name)
 
 
@@ -50,6 +57,12 @@ class _Capture:
     """Per-thread capture of sys.stdout and sys.stderr."""
     _lock = threading.Lock()
     _captures = {}
+    # Every router ever installed stays alive: CPython 3.12's print() holds only a
+    # borrowed reference to sys.stdout while it writes, so a router freed when a command
+    # ends could be written to afterwards (seen as a crash of the program's print()).
+    # There is one router per stream the program had, so this stays tiny.
+    _routers = {}
+    _retired = []
 
     @classmethod
     @contextlib.contextmanager
@@ -59,7 +72,12 @@ class _Capture:
             for name in ("stdout", "stderr"):
                 current = getattr(sys, name)
                 if not isinstance(current, _ThreadRouter):
-                    setattr(sys, name, _ThreadRouter(current, cls._captures))
+                    router = cls._routers.get(id(current))
+                    if router is None or router._pylu_original is not current:
+                        if router is not None:
+                            cls._retired.append(router)
+                        router = cls._routers[id(current)] = _ThreadRouter(current, cls._captures)
+                    setattr(sys, name, router)
             cls._captures[threading.get_ident()] = buf
         try:
             yield buf
@@ -91,6 +109,7 @@ class CommandRunner:
         self._lock = threading.Lock()
         _Capture._lock = threading.Lock()
         _Capture._captures.clear()
+        _Deadline.after_fork()
 
     @property
     def namespace(self):
@@ -190,41 +209,63 @@ class CommandTimeout(BaseException):
 class _Deadline:
     """Interrupts this thread's command once `limit` seconds have passed, so a command
     stuck in a Python loop (a patch that never finishes importing) does not leave the
-    stub deaf. Code blocked inside one C call is interrupted when that call returns."""
+    stub deaf. Code blocked inside one C call is interrupted when that call returns.
+
+    One watchdog thread serves every command (started on first use, again after a
+    fork): a thread per command would come and go with every command the stub runs."""
+
+    _cv = threading.Condition()
+    _pending = {}            # id(deadline) -> (monotonic deadline, thread ident)
+    _thread = None
 
     def __init__(self, limit):
         self.limit = limit
-        self._lock = threading.Lock()
-        self._armed = False
-        self._timer = None
 
     def __enter__(self):
         if self.limit is None:
             return self
-        self._tid = threading.get_ident()
-        self._armed = True
-        self._timer = threading.Timer(self.limit, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        cls = _Deadline
+        with cls._cv:
+            cls._pending[id(self)] = (time.monotonic() + self.limit, threading.get_ident())
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._watch, name="pyliveupdate-deadline",
+                                               daemon=True)
+                cls._thread.start()
+            cls._cv.notify()
         return self
 
-    def _fire(self):
-        import ctypes
-        with self._lock:
-            if self._armed:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid),
-                                                           ctypes.py_object(CommandTimeout))
-
     def __exit__(self, *exc_info):
-        if self._timer is None:
+        if self.limit is None:
             return False
-        self._timer.cancel()
-        with self._lock:
-            self._armed = False
-            import ctypes
-            # An interruption that was set but not yet delivered must not land later.
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._tid), None)
+        with _Deadline._cv:
+            if _Deadline._pending.pop(id(self), None) is None:
+                # It fired: an interruption not yet delivered must not land later.
+                _set_async_exc(threading.get_ident(), None)
         return False
+
+    @classmethod
+    def _watch(cls):
+        with cls._cv:
+            while True:
+                now = time.monotonic()
+                for key, (due, tid) in list(cls._pending.items()):
+                    if due <= now:
+                        del cls._pending[key]
+                        _set_async_exc(tid, CommandTimeout)
+                soonest = min((due for due, _ in cls._pending.values()), default=None)
+                cls._cv.wait(None if soonest is None else max(0.0, soonest - now))
+
+    @classmethod
+    def after_fork(cls):
+        cls._cv = threading.Condition()
+        cls._pending = {}
+        cls._thread = None
+
+
+def _set_async_exc(tid, exc):
+    import ctypes
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
+                                               None if exc is None else ctypes.py_object(exc))
 
 
 class _NoBlock:

@@ -104,11 +104,18 @@ class UpdateStub:
 
     # --- connection loop ----------------------------------------------------
 
+    def _current(self, stop):
+        # A fork inside a command leaves this loop running in the child, next to the
+        # child's own new connection (a new _stop): the old loop must end and leave the
+        # new connection alone.
+        return stop is self._stop and not stop.is_set()
+
     def _run(self):
         delay = 0.05
         token = None
         warned = set()
-        while not self._stop.is_set():
+        stop = self._stop
+        while self._current(stop):
             try:
                 if token is None:
                     token = protocol.load_token(self._token_arg)
@@ -123,7 +130,7 @@ class UpdateStub:
             else:
                 try:
                     delay = 0.05
-                    self._serve(sock, token)
+                    self._serve(sock, token, stop)
                 except protocol.AuthError as e:
                     self._warn_once(warned, "auth", "controller at %s:%d rejected: %s"
                                     % (self.address[0], self.address[1], e))
@@ -133,8 +140,9 @@ class UpdateStub:
                 except Exception as e:  # noqa: BLE001
                     self._warn_once(warned, type(e), "connection failed: %r" % e)
                 finally:
-                    self._disconnect()
-            self._stop.wait(delay * (0.75 + random.random() / 2))
+                    if stop is self._stop:
+                        self._disconnect()
+            stop.wait(delay * (0.75 + random.random() / 2))
             delay = min(self.retry_max, delay * 2)
 
     def _warn_once(self, warned, key, message):
@@ -153,7 +161,7 @@ class UpdateStub:
             raise
         return sock
 
-    def _serve(self, sock, token):
+    def _serve(self, sock, token, stop):
         channel = protocol.client_handshake(sock, token)
         sock.settimeout(None)
         self._channel = channel
@@ -163,7 +171,7 @@ class UpdateStub:
         output.add_stream(self._on_output)
         writer.start()
         self.connected.set()
-        while not self._stop.is_set():
+        while self._current(stop):
             msg = channel.recv()
             reply = self.runner.handle(msg)
             if reply is not None:
