@@ -70,8 +70,9 @@ def parse_args(argv):
                    help="seconds per baseline run (default 0.1, quick 0.04)")
     p.add_argument("--workloads", help="comma-separated subset of: " + ",".join(workloads.NAMES))
     p.add_argument("--variants", help="comma-separated subset of the main table's tools")
-    p.add_argument("--extra-python", default=os.path.join(ROOT, ".venv", "3.13", "bin", "python"),
-                   help="second interpreter for the event-source rows ('' to skip)")
+    p.add_argument("--extra-python", default="auto",
+                   help="second interpreter for the event-source rows (default: the 3.13 "
+                        "venv from `./dev env 3.13`, rebuilt if sources changed; '' to skip)")
     p.add_argument("--no-original", action="store_true", help="skip PyLiveUpdate 0.3.1")
     p.add_argument("--no-others", action="store_true", help="skip the other bench_*.py")
     p.add_argument("--out", default=RESULTS, help="directory for latest.md/latest.json")
@@ -98,13 +99,13 @@ def progress(workload, variant, index, cell, seconds):
 
 
 def run_table(python, variants, args, env, label, deadline, tool_repeat=None,
-              tool_warmup=None, rounds=None, min_rounds=None):
+              tool_warmup=None, rounds=None, min_rounds=None, timeout=300):
     """Calibrate every workload, then measure them round-robin (round 1 of every
     workload, then round 2, ...) until ``rounds`` or until ``deadline`` (time.monotonic)
     would pass, but at least ``min_rounds``. Returns {cells, workloads, rounds}."""
     rounds = rounds or args.rounds
     min_rounds = min(rounds, min_rounds or args.min_rounds)
-    runner = harness.ChildRunner(python, env=env)
+    runner = harness.ChildRunner(python, env=env, timeout=timeout)
     cells, meta, sets = {}, {}, []
     for name in args.workloads:
         try:
@@ -184,13 +185,25 @@ def _port_free(port):
     return True
 
 
+def _dev_env(version):
+    """`./dev env VERSION`: the path of an up-to-date venv python, or raise."""
+    done = subprocess.run([os.path.join(ROOT, "dev"), "env", version], capture_output=True,
+                          text=True, timeout=900, cwd=ROOT)
+    path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not os.path.exists(path):
+        raise OSError("./dev env %s failed: %s" % (version, done.stderr.strip()[-300:]))
+    return path
+
+
 def run_extra(args, deadline):
     """The event-source rows again on a second Python (3.13: the frame hook is allowed)."""
     python = args.extra_python
     try:
+        if python == "auto":
+            python = _dev_env("3.13")
         setup_env.ensure_requirements(python, os.path.join(HERE, "requirements.txt"))
         env, tag = floor_env(python)
-    except (subprocess.CalledProcessError, OSError) as exc:
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         return {"python": python, "error": "set-up failed: %s" % exc}
     variants = [v for v in EXTRA_VARIANTS if v in args.variants]
     say("event sources on Python %s: %d tools" % (tag, len(variants)))
@@ -240,7 +253,7 @@ def run_original(args, deadline):
         say("original PyLiveUpdate 0.3.1 on %s" % python)
         out = run_table(python, variants, args, env, "py3.9 original", deadline,
                         tool_repeat=1, tool_warmup=0, rounds=min(args.rounds, 3),
-                        min_rounds=2)
+                        min_rounds=2, timeout=900)
     finally:
         if server is not None:
             server.terminate()
@@ -352,7 +365,7 @@ def main(argv):
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     write(results, args.out, final=False)
 
-    if args.extra_python and os.path.exists(args.extra_python):
+    if args.extra_python:
         results["extra_python"] = run_extra(args, deadlines["extra"])
         write(results, args.out, final=False)
     if not args.no_original:
