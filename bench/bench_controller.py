@@ -84,7 +84,8 @@ def idle_cost(rounds, reps):
         times = {}
         for mode in ("base", "stub"):
             out = subprocess.run([sys.executable, os.path.join(HERE, "idle_workload.py"), mode,
-                                  str(reps)], env=env, capture_output=True, text=True, check=True)
+                                  str(reps / 10.0)], env=env, capture_output=True, text=True,
+                                 check=True)
             times[mode] = json.loads(out.stdout)
         for name in times["base"]:
             ratios.setdefault(name, []).append(times["stub"][name] / times["base"][name])
@@ -97,7 +98,8 @@ def main():
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--procs", default="1,4,16")
     p.add_argument("--idle-rounds", type=int, default=9)
-    p.add_argument("--idle-reps", type=int, default=20)
+    p.add_argument("--idle-reps", type=float, default=10,
+                   help="length of each workload run, in tenths of a second")
     p.add_argument("--apply", default="FP.profile('__main__.spin')")
     p.add_argument("--revert", default="LU.revert({id})")
     p.add_argument("--json", action="store_true")

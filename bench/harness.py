@@ -1,9 +1,11 @@
 """Paired, interleaved measurement: the one way every bench here turns runs into ratios.
 
 Machines are shared and drift (by tens of percent over minutes), so no figure is an
-absolute time: each round measures the baseline and the instrumented case back to back,
-alternating which goes first, and the round's ratio is instrumented / baseline. We
-report the median of the per-round ratios and their spread (min–max).
+absolute time: every instrumented run sits next to a baseline run (``paired_rounds``:
+back to back, alternating which goes first; ``Cells``: B t1 t2 t3 B t4 ..., each tool
+run against the mean of the baselines on either side, the order of the tools rotating
+every round), and the round's ratio is instrumented / baseline. We report the median
+of the per-round ratios and their spread (min–max).
 
 Each run times units of work one by one, in CPU time of the process (all threads, so
 a tool's helper thread is charged) and in wall time. The headline figure is the CPU
@@ -85,7 +87,7 @@ class ChildRunner(object):
 
     def run(self, workload, variant, repeat, warmup=None):
         if warmup is None:  # enough for the interpreter to specialise under the tool
-            warmup = max(2, repeat // 5)
+            warmup = max(1, repeat // 5)
         spec = {"workload": workload, "variant": variant, "repeat": repeat, "warmup": warmup}
         tmp = tempfile.mkdtemp(prefix="pylu-bench-")
         try:
@@ -136,58 +138,92 @@ def calibrate(runner, workload, target_seconds):
     return max(MIN_UNITS, int(round(target_seconds / per_unit))), per_unit
 
 
-def measure_cells(runner, workload, variants, rounds, repeat, progress=None,
-                  tool_repeat=None, tool_warmup=None):
-    """Pair each variant with the baseline (variant "control" is the baseline itself)
-    on one workload, interleaving the variants round by round. Returns {variant: cell}.
+class Cells(object):
+    """The cells of one workload: every variant paired with the baseline (variant
+    "control" is the baseline against itself), one round at a time, so a caller can
+    interleave workloads round by round and stop when its time budget is spent.
 
     A variant that is unavailable or fails is tried once and reported with its reason.
-    ``tool_repeat``/``tool_warmup`` override the instrumented runs' units (the figure is
-    a per-unit median, so they may differ from the baseline's): for tools so slow that
-    one unit takes seconds.
+    After its first pair, a slow tool's runs time fewer units (so that they take about
+    as long as the baseline's): the figure is a per-unit median, so it does not depend
+    on the number of units. ``tool_repeat``/``tool_warmup`` fix them instead (for tools
+    so slow that one unit takes seconds).
     """
-    tool_units = (tool_repeat or repeat, tool_warmup)
-    cells = {v: {"workload": workload, "variant": v, "rounds": []} for v in variants}
-    live = list(variants)
-    for index in range(rounds):
-        # Rotate the order of the variants every round, so none always runs first.
-        shift = index % len(live) if live else 0
-        for variant in live[shift:] + live[:shift]:
-            cell = cells[variant]
-            started = time.monotonic()
-            try:
-                pair = _pair(runner, workload, variant, repeat, tool_units,
-                             tool_first=index % 2 == 1)
-            except Unavailable as exc:
-                cell["unavailable"] = str(exc)
-            except ChildFailed as exc:
-                cell["error"] = str(exc)
-            else:
+
+    def __init__(self, runner, workload, variants, repeat, progress=None,
+                 tool_repeat=None, tool_warmup=None):
+        self.runner, self.workload, self.repeat = runner, workload, repeat
+        self.progress = progress
+        self.cells = {v: {"workload": workload, "variant": v, "rounds": []} for v in variants}
+        self.live = list(variants)
+        self.units = {v: (repeat, None) for v in variants}
+        self.fixed = tool_repeat is not None
+        if self.fixed:
+            self.units.update({v: (tool_repeat, tool_warmup) for v in variants if v != "control"})
+
+    GROUP = 3  # tool runs between two baseline runs
+
+    def run_round(self, index):
+        """One round: B t1 t2 t3 B t4 t5 t6 B ... (B = baseline run). Each tool run's
+        ratio is to the mean of the baseline runs on either side of it: every tool run
+        sits next to a baseline, with a third fewer processes than strict pairs."""
+        live = self.live
+        shift = index % len(live) if live else 0  # rotate: none always runs first
+        order = live[shift:] + live[:shift]
+        try:
+            before = self.runner.run(self.workload, "control", self.repeat)
+        except (Unavailable, ChildFailed) as exc:
+            for variant in order:
+                self.cells[variant]["error"] = "baseline failed: %s" % exc
+            self.live = []
+            return
+        for start in range(0, len(order), self.GROUP):
+            group, runs = order[start:start + self.GROUP], []
+            for variant in group:
+                started = time.monotonic()
+                try:
+                    tool = self.runner.run(self.workload, variant, *self.units[variant])
+                except Unavailable as exc:
+                    self.cells[variant]["unavailable"] = str(exc)
+                except ChildFailed as exc:
+                    self.cells[variant]["error"] = str(exc)
+                else:
+                    runs.append((variant, tool, dict(self.runner.last_info),
+                                 time.monotonic() - started))
+            after = self.runner.run(self.workload, "control", self.repeat) if runs else before
+            base = {k: (before[k] + after[k]) / 2 for k in ("cpu", "wall")}
+            for variant, tool, info, seconds in runs:
+                cell = self.cells[variant]
+                pair = {"base": base, "tool": tool, "ratio": tool["cpu"] / base["cpu"],
+                        "ratio_wall": tool["wall"] / base["wall"]}
                 cell["rounds"].append(pair)
-                cell["info"] = pair.pop("info")
-            if progress:
-                progress(workload, variant, index, cell, time.monotonic() - started)
-        live = [v for v in live if "unavailable" not in cells[v] and "error" not in cells[v]]
-    for cell in cells.values():
-        stats = summarize([r["ratio"] for r in cell["rounds"]])
-        if stats:
-            cell.update(stats)
-            cell["wall"] = summarize([r["ratio_wall"] for r in cell["rounds"]])
-    return cells
+                cell["info"] = info
+                if not self.fixed and variant != "control" and len(cell["rounds"]) == 1:
+                    slower = max(1.0, pair["ratio"])
+                    self.units[variant] = (max(MIN_UNITS, int(round(self.repeat / slower))),
+                                           None)
+            for variant in group:
+                if self.progress:
+                    match = [r[3] for r in runs if r[0] == variant]
+                    self.progress(self.workload, variant, index, self.cells[variant],
+                                  match[0] if match else 0.0)
+            before = after
+        self.live = [v for v in live if "unavailable" not in self.cells[v]
+                     and "error" not in self.cells[v]]
+
+    def results(self):
+        for cell in self.cells.values():
+            stats = summarize([r["ratio"] for r in cell["rounds"]])
+            if stats:
+                cell.update(stats)
+                cell["wall"] = summarize([r["ratio_wall"] for r in cell["rounds"]])
+        return self.cells
 
 
-def _pair(runner, workload, variant, repeat, tool_units, tool_first):
-    """One baseline run and one tool run, in the given order; the tool's own report
-    (events, drops, output size) comes back as "info"."""
-    if variant == "control":
-        tool_units = (repeat, None)
-    if tool_first:
-        tool = runner.run(workload, variant, *tool_units)
-        info = runner.last_info
-        base = runner.run(workload, "control", repeat)
-    else:
-        base = runner.run(workload, "control", repeat)
-        tool = runner.run(workload, variant, *tool_units)
-        info = runner.last_info
-    return {"base": base, "tool": tool, "ratio": tool["cpu"] / base["cpu"],
-            "ratio_wall": tool["wall"] / base["wall"], "info": info}
+def measure_cells(runner, workload, variants, rounds, repeat, progress=None,
+                  tool_repeat=None, tool_warmup=None):
+    """All rounds of one workload at once; {variant: cell}."""
+    cells = Cells(runner, workload, variants, repeat, progress, tool_repeat, tool_warmup)
+    for index in range(rounds):
+        cells.run_round(index)
+    return cells.results()

@@ -1,30 +1,18 @@
-"""Workloads for the idle-cost benchmark: prints seconds per workload; stub on or off."""
+"""Child of bench_controller.py's idle-cost row: times the bench workloads, stub on or off.
+
+    python idle_workload.py base|stub SECONDS   prints {"workload": seconds per unit, ...}
+"""
 import json
 import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def fib(n):
-    return n if n < 2 else fib(n - 1) + fib(n - 2)
+import workloads  # noqa: E402
 
-
-def churn():
-    d = {}
-    for i in range(60000):
-        d["k%d" % (i % 5000)] = d.get("k%d" % (i % 3000), 0) + i
-    return len(d)
-
-
-def json_roundtrip():
-    doc = {"items": [{"id": i, "name": "item%d" % i, "tags": ["a", "b"], "price": i * 1.5}
-                     for i in range(400)]}
-    for _ in range(30):
-        doc = json.loads(json.dumps(doc))
-    return len(doc["items"])
-
-
-WORKLOADS = {"fib": lambda: fib(22), "dict_churn": churn, "json": json_roundtrip}
+# flask needs Flask installed; the CPU-bound ones are what a stub's idle thread would slow.
+NAMES = ["loop", "fib", "richards", "nbody"]
 
 
 def main():
@@ -33,14 +21,20 @@ def main():
         # Nothing listens on this port: the stub keeps retrying with backoff.
         UpdateStub(controller=os.environ["BENCH_DEAD_ADDR"]).start()
         time.sleep(0.05)
-    reps = int(sys.argv[2])
+    seconds = float(sys.argv[2])   # time spent on each workload
     out = {}
-    for name, fn in WORKLOADS.items():
-        fn()
+    for name in NAMES:
+        try:
+            run = workloads.load(name).run
+        except ImportError:  # richards/nbody come from pyperformance (./dev bench installs it)
+            continue
+        t0 = time.perf_counter()
+        run()
+        reps = max(1, int(seconds / max(time.perf_counter() - t0, 1e-6)))
         t0 = time.perf_counter()
         for _ in range(reps):
-            fn()
-        out[name] = time.perf_counter() - t0
+            run()
+        out[name] = (time.perf_counter() - t0) / reps   # seconds per unit of work
     print(json.dumps(out))
 
 

@@ -84,6 +84,35 @@ def _table(rows, cells, names, notes, wall=False):
     return out
 
 
+# (case, ours, the peer users pick for it)
+VERSUS = [
+    ("function profiling, one function", "ours_fp_one_monitoring", "cprofile"),
+    ("function profiling, whole program", "ours_fp_all_monitoring", "cprofile"),
+    ("function profiling, whole program", "ours_fp_all_monitoring", "yappi"),
+    ("line profiling, one function", "ours_lp_one", "line_profiler"),
+    ("debug output, rate-limited", "ours_fd_one", "hand_print"),
+]
+
+
+def _versus(cells, names):
+    """Ours against the peer, per workload: both medians and how many times faster
+    the program runs under ours (peer ratio / our ratio; below 1: we are behind)."""
+    out = ["| case | ours vs | " + " | ".join(names) + " |",
+           "|---|---|" + "---|" * len(names)]
+    for case, ours, peer in VERSUS:
+        row = []
+        for name in names:
+            a = (cells.get(name, {}).get(ours) or {}).get("median")
+            b = (cells.get(name, {}).get(peer) or {}).get("median")
+            if a is None or b is None:
+                row.append("—")
+            else:
+                row.append("%.2f× vs %.2f×: **%s**" % (
+                    a, b, ("%.1f× faster" % (b / a)) if b >= a else ("%.1f× slower" % (a / b))))
+        out.append("| %s | %s | %s |" % (case, peer, " | ".join(row)))
+    return out
+
+
 def _events_table(cells, names):
     """What our rows recorded: events, drops, bytes per event on disk."""
     out = []
@@ -110,13 +139,21 @@ def render(results):
     names = meta["workloads"]
     notes = _Notes()
     md = ["# pyliveupdate bench: cost against the tools users pick instead", ""]
-    md.append("Run %s on %s (%s cores, %s; %s); command `%s`." % (
-        meta["date"], meta["machine"]["cpu"], meta["machine"]["cores"],
-        meta["machine"]["kernel"], meta["machine"]["tsc_flags"] or "no TSC flags",
-        meta["command"]))
+    if meta.get("partial"):
+        md += ["**Partial: the run was still going (or was stopped) when this was written; "
+               "sections below the ones shown had not run.**", ""]
+    machine = meta["machine"]
+    md.append("Run %s on %s (%s cores, Linux %s, %s); command `%s`, %.0f s. Load "
+              "average %s at the start, %s at the end (the machine is shared; see "
+              "Method)." % (
+                  meta["date"], machine["cpu"], machine["cores"], machine["kernel"],
+                  machine["tsc_flags"] or "no TSC flags", meta["command"],
+                  meta.get("seconds", 0), machine.get("loadavg_at_start"),
+                  machine.get("loadavg_at_end")))
     md.append("Python %s for the main table. Every figure is instrumented time / baseline "
-              "time, each pair run back to back in fresh processes, %d rounds, order "
-              "alternating; shown as median (min–max) of the per-round ratios. Time is CPU "
+              "time, every run in a fresh process, each instrumented run next to baseline "
+              "runs (B t1 t2 t3 B ..., against the mean of the two), %d rounds, tool order "
+              "rotating; shown as median (min–max) of the per-round ratios. Time is CPU "
               "time of the whole process (all threads) per unit of work, median unit of "
               "each run: on a shared machine wall time charges other people's load to "
               "slow tools (wall ratios are in latest.json). Lower is better; 1.00× is "
@@ -129,6 +166,8 @@ def render(results):
         md.append("- **%s**: %s. Baseline %.1f ms per unit, %s units per run." % (
             name, workloads.description(name), 1000 * wl.get("seconds_per_unit", 0),
             wl.get("repeat", "?")))
+    md += ["", "## Ours against the tool users pick (Python %s)" % meta["python"], ""]
+    md += _versus(results["cells"], names)
     md += ["", "## Overhead (Python %s)" % meta["python"], ""]
     md += _table(ROWS, results["cells"], names, notes)
     events = _events_table(results["cells"], names)
@@ -140,6 +179,9 @@ def render(results):
         if "error" in extra:
             md.append("Not run: %s" % extra["error"])
         else:
+            md.append("Same method, %d rounds; the PEP 523 frame source is allowed on "
+                      "3.13." % extra.get("rounds", 0))
+            md.append("")
             rows = [(case, [t for t in tools if t[1] in extra["variants"]])
                     for case, tools in ROWS]
             rows = [r for r in rows if r[1]]
@@ -164,7 +206,8 @@ def render(results):
             elif "error" in item:
                 md.append("- `bench/%s.py`: failed: %s" % (name, item["error"]))
             else:
-                md.append("- `bench/%s.py` (`--json`, %.0f s):" % (name, item["seconds"]))
+                md.append("- `%s --json` (%.0f s):" % (item.get("command", "bench/%s.py" % name),
+                                                      item["seconds"]))
                 md.append("")
                 md.append("  ```json")
                 import json

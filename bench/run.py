@@ -36,8 +36,19 @@ EXTRA_VARIANTS = ["control", "ours_fp_one_monitoring", "ours_fp_one_frame",
                   "ours_fp_all_monitoring", "ours_fp_all_frame", "cprofile",
                   "floor_fp_one", "floor_fp_all"]
 ORIGINAL_VARIANTS = ["original_fp_one", "original_lp_one"]
-OTHER_BENCHES = ["bench_engine", "bench_recording", "bench_update", "bench_controller",
-                 "bench_processlogs"]
+# The other parts' benches and the arguments that keep each inside our time budget
+# (default mode, quick mode); "--json" is always added.
+OTHER_BENCHES = {
+    "bench_engine": ([], ["--quick"]),
+    "bench_recording": ([], ["--quick"]),
+    "bench_update": ([], ["--quick"]),
+    # Its defaults (30 rounds up to 16 processes, 9x20 idle reps) take ~6 min here.
+    "bench_controller": (["--rounds", "10", "--procs", "1,4,16", "--idle-rounds", "5",
+                          "--idle-reps", "8"],
+                         ["--rounds", "5", "--procs", "1,4", "--idle-rounds", "3",
+                          "--idle-reps", "4"]),
+    "bench_processlogs": ([], ["--quick"]),
+}
 
 
 def say(msg):
@@ -47,10 +58,16 @@ def say(msg):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="~2 minutes: 3 rounds, short runs")
-    p.add_argument("--rounds", type=int, help="rounds per cell (default 5, quick 3)")
+    p.add_argument("--quick", action="store_true", help="~2-3 minutes: 2 rounds, short runs")
+    p.add_argument("--rounds", type=int,
+                   help="most rounds per cell (default 9, quick 2); fewer when the time "
+                        "budget runs out, never fewer than --min-rounds")
+    p.add_argument("--min-rounds", type=int, help="default 3, quick 2")
+    p.add_argument("--budget", type=float,
+                   help="seconds for the whole bench (default 780, quick 150); sections "
+                        "stop adding rounds when their share is spent")
     p.add_argument("--target", type=float,
-                   help="seconds per baseline run (default 0.15, quick 0.04)")
+                   help="seconds per baseline run (default 0.1, quick 0.04)")
     p.add_argument("--workloads", help="comma-separated subset of: " + ",".join(workloads.NAMES))
     p.add_argument("--variants", help="comma-separated subset of the main table's tools")
     p.add_argument("--extra-python", default=os.path.join(ROOT, ".venv", "3.13", "bin", "python"),
@@ -59,8 +76,10 @@ def parse_args(argv):
     p.add_argument("--no-others", action="store_true", help="skip the other bench_*.py")
     p.add_argument("--out", default=RESULTS, help="directory for latest.md/latest.json")
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 5)
-    args.target = args.target or (0.04 if args.quick else 0.15)
+    args.rounds = args.rounds or (2 if args.quick else 9)
+    args.min_rounds = min(args.rounds, args.min_rounds or (2 if args.quick else 3))
+    args.budget = args.budget or (150.0 if args.quick else 780.0)
+    args.target = args.target or (0.04 if args.quick else 0.1)
     args.workloads = args.workloads.split(",") if args.workloads else list(workloads.NAMES)
     args.variants = args.variants.split(",") if args.variants else list(MAIN_VARIANTS)
     if "control" not in args.variants:
@@ -78,10 +97,15 @@ def progress(workload, variant, index, cell, seconds):
             workload, variant, index + 1, cell["rounds"][-1]["ratio"], seconds))
 
 
-def run_table(python, variants, args, env, label, tool_repeat=None, tool_warmup=None):
-    """Calibrate and measure every workload with ``python``; {cells, workloads}."""
+def run_table(python, variants, args, env, label, deadline, tool_repeat=None,
+              tool_warmup=None, rounds=None, min_rounds=None):
+    """Calibrate every workload, then measure them round-robin (round 1 of every
+    workload, then round 2, ...) until ``rounds`` or until ``deadline`` (time.monotonic)
+    would pass, but at least ``min_rounds``. Returns {cells, workloads, rounds}."""
+    rounds = rounds or args.rounds
+    min_rounds = min(rounds, min_rounds or args.min_rounds)
     runner = harness.ChildRunner(python, env=env)
-    cells, meta = {}, {}
+    cells, meta, sets = {}, {}, []
     for name in args.workloads:
         try:
             repeat, per_unit = harness.calibrate(runner, name, args.target)
@@ -91,10 +115,22 @@ def run_table(python, variants, args, env, label, tool_repeat=None, tool_warmup=
             continue
         meta[name] = {"repeat": repeat, "seconds_per_unit": per_unit}
         say("%s: %s, %d units of %.1f ms per run" % (label, name, repeat, 1000 * per_unit))
-        cells[name] = harness.measure_cells(runner, name, variants, args.rounds, repeat,
-                                            progress=progress, tool_repeat=tool_repeat,
-                                            tool_warmup=tool_warmup)
-    return {"cells": cells, "workloads": meta}
+        sets.append(harness.Cells(runner, name, variants, repeat, progress=progress,
+                                  tool_repeat=tool_repeat, tool_warmup=tool_warmup))
+    done = 0
+    for index in range(rounds):
+        started = time.monotonic()
+        for cellset in sets:
+            cellset.run_round(index)
+        done += 1
+        took = time.monotonic() - started
+        say("%s: round %d done in %.0f s" % (label, done, took))
+        if done >= min_rounds and time.monotonic() + took > deadline:
+            say("%s: stopping after %d rounds (time budget)" % (label, done))
+            break
+    for cellset in sets:
+        cells[cellset.workload] = cellset.results()
+    return {"cells": cells, "workloads": meta, "rounds": done}
 
 
 def floor_env(python):
@@ -148,7 +184,7 @@ def _port_free(port):
     return True
 
 
-def run_extra(args):
+def run_extra(args, deadline):
     """The event-source rows again on a second Python (3.13: the frame hook is allowed)."""
     python = args.extra_python
     try:
@@ -158,7 +194,7 @@ def run_extra(args):
         return {"python": python, "error": "set-up failed: %s" % exc}
     variants = [v for v in EXTRA_VARIANTS if v in args.variants]
     say("event sources on Python %s: %d tools" % (tag, len(variants)))
-    out = run_table(python, variants, args, env, "py" + tag)
+    out = run_table(python, variants, args, env, "py" + tag, deadline)
     out.update({"python": tag, "variants": variants})
     return out
 
@@ -183,7 +219,7 @@ def _start_original_log_server(python, env, directory):
     return None, "its log server did not start (exit %s)" % proc.returncode
 
 
-def run_original(args):
+def run_original(args, deadline):
     """PyLiveUpdate 0.3.1 on 3.9, applied in-process through its own API."""
     try:
         python = setup_env.ensure_original_venv()
@@ -199,13 +235,12 @@ def run_original(args):
     # queue thread to the log server), so one unit of a call-heavy workload takes
     # seconds: its runs time one unit without warm-up (3.9 has no specialising
     # interpreter to warm), in 2 rounds, or this section alone would take the budget.
-    sub = argparse.Namespace(**vars(args))
-    sub.rounds = min(args.rounds, 2)
     try:
         variants = ["control"] + ORIGINAL_VARIANTS
         say("original PyLiveUpdate 0.3.1 on %s" % python)
-        out = run_table(python, variants, sub, env, "py3.9 original", tool_repeat=1,
-                        tool_warmup=0)
+        out = run_table(python, variants, args, env, "py3.9 original", deadline,
+                        tool_repeat=1, tool_warmup=0, rounds=min(args.rounds, 3),
+                        min_rounds=2)
     finally:
         if server is not None:
             server.terminate()
@@ -216,25 +251,25 @@ def run_original(args):
     version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True).stdout.strip()
     out["python"] = version
-    out["rounds"] = sub.rounds
     out["setup_note"] = (
         "Applied in-process with `pyliveupdatescripts.FP.profile(pattern)` / "
         "`LP.profile(pattern, lines)` (what its controller sends), on the hot function of "
         "each workload; %s and received %.1f MB; every profiled call also writes a line to "
         "the target's stderr (a file here), as 0.3.1 always does. %d rounds; its runs time "
-        "one unit, without warm-up." % (note, log_bytes / 1e6, sub.rounds))
+        "one unit, without warm-up." % (note, log_bytes / 1e6, out["rounds"]))
     return out
 
 
 def run_others(args):
     """Run the other parts' bench_*.py --json and keep their figures."""
     out = {}
-    for name in OTHER_BENCHES:
+    for name, (default_args, quick_args) in sorted(OTHER_BENCHES.items()):
         path = os.path.join(HERE, name + ".py")
         if not os.path.exists(path):
             out[name] = {"missing": True}
             continue
-        cmd = [sys.executable, path, "--json"] + (["--quick"] if args.quick else [])
+        extra = quick_args if args.quick else default_args
+        cmd = [sys.executable, path, "--json"] + extra
         say("running %s" % " ".join(cmd[1:]))
         started = time.monotonic()
         try:
@@ -242,16 +277,17 @@ def run_others(args):
         except subprocess.TimeoutExpired:
             out[name] = {"error": "timed out after 300 s"}
             continue
-        if done.returncode != 0 and "--quick" in cmd and "unrecognized arguments" in done.stderr:
-            done = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=300,
-                                  cwd=ROOT)
+        if done.returncode != 0 and extra and "unrecognized arguments" in done.stderr:
+            cmd = cmd[:3]  # an older version of that bench: its defaults
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
         seconds = time.monotonic() - started
         if done.returncode != 0:
             out[name] = {"error": "exit %d: %s" % (done.returncode,
                                                    done.stderr.strip()[-400:])}
             continue
         try:
-            out[name] = {"json": json.loads(done.stdout), "seconds": seconds}
+            out[name] = {"json": json.loads(done.stdout), "seconds": seconds,
+                         "command": " ".join(["bench/%s.py" % name] + cmd[3:])}
         except ValueError:
             lines = done.stdout.strip().splitlines()
             try:
@@ -261,8 +297,11 @@ def run_others(args):
     return out
 
 
-def write(results, out_dir):
+def write(results, out_dir, final=True):
+    """Write latest.md/latest.json (also after each section, so an interrupted run
+    leaves what it measured, marked as partial)."""
     os.makedirs(out_dir, exist_ok=True)
+    results["meta"]["partial"] = not final
     md = report.render(results)
     for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"),
                        ("latest.md", md)):
@@ -270,9 +309,16 @@ def write(results, out_dir):
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, os.path.join(out_dir, name))
+    if not final:
+        return
     sys.stdout.write(md)
     say("wrote %s and %s" % (os.path.join(out_dir, "latest.md"),
                               os.path.join(out_dir, "latest.json")))
+
+
+# Shares of the time budget, in the order the sections run (the main table first:
+# it matters most). Each section stops adding rounds once its share is spent.
+SHARES = (("main", 0.55), ("extra", 0.15), ("original", 0.15), ("others", 0.15))
 
 
 def main(argv):
@@ -280,29 +326,43 @@ def main(argv):
     started = time.monotonic()
     setup_env.ensure_requirements(sys.executable, os.path.join(HERE, "requirements.txt"))
     env, tag = floor_env(sys.executable)
+    deadlines, at = {}, started
+    for section, share in SHARES:
+        at += share * args.budget
+        deadlines[section] = at
     results = {"meta": {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": setup_env.machine(), "python": sys.version.split()[0],
         "rounds": args.rounds, "target_seconds": args.target, "quick": args.quick,
-        "workloads": args.workloads, "variants": args.variants,
+        "budget_seconds": args.budget, "workloads": args.workloads,
+        "variants": args.variants,
         "command": "./dev bench" + (" --quick" if args.quick else ""),
     }}
-    say("main table on Python %s: %d tools x %d workloads x %d rounds" % (
-        results["meta"]["python"], len(args.variants), len(args.workloads), args.rounds))
+    say("main table on Python %s: %d tools x %d workloads, %d-%d rounds" % (
+        results["meta"]["python"], len(args.variants), len(args.workloads),
+        args.min_rounds, args.rounds))
     controller, env = start_controller(sys.executable, env)
     try:
-        main_run = run_table(sys.executable, args.variants, args, env, "py" + tag)
+        main_run = run_table(sys.executable, args.variants, args, env, "py" + tag,
+                             deadlines["main"])
     finally:
         stop_controller(controller)
     results["cells"], results["workloads"] = main_run["cells"], main_run["workloads"]
+    results["meta"]["rounds"] = main_run["rounds"]
+    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    write(results, args.out, final=False)
 
     if args.extra_python and os.path.exists(args.extra_python):
-        results["extra_python"] = run_extra(args)
+        results["extra_python"] = run_extra(args, deadlines["extra"])
+        write(results, args.out, final=False)
     if not args.no_original:
-        results["original"] = run_original(args)
+        results["original"] = run_original(args, deadlines["original"])
+        write(results, args.out, final=False)
     if not args.no_others:
         results["other_benches"] = run_others(args)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    load = os.getloadavg()
+    results["meta"]["machine"]["loadavg_at_end"] = [round(x, 2) for x in load]
     write(results, args.out)
     return 0
 

@@ -38,7 +38,9 @@ class Console:
     def __init__(self, server, out=None, color=None):
         self.server = server
         self.out = out or sys.stdout
-        self.color = self.out.isatty() if color is None else color
+        if color is None:
+            color = self.out.isatty() and not os.environ.get("NO_COLOR")
+        self.color = color
         self._print_lock = threading.Lock()
 
     # --- printing -----------------------------------------------------------
@@ -186,7 +188,8 @@ class Console:
             buf.append(line)
             src = "\n".join(buf)
             try:
-                complete = codeop.compile_command(src, "<controller>", "exec") is not None
+                # "single", as the Python console: a compound statement ends with a blank line
+                complete = codeop.compile_command(src, "<controller>", "single") is not None
             except (SyntaxError, ValueError, OverflowError):
                 complete = True  # let the target report the error the usual way
             if not complete and line.strip():

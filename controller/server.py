@@ -9,6 +9,7 @@ replays the ones it has not run (with their id blocks), then reverts the updates
 are no longer active anywhere.
 """
 import itertools
+import secrets
 import socket
 import ssl
 import sys
@@ -129,6 +130,7 @@ class Server:
         self.reverted_ids = set()   # seen applied, then reverted everywhere
         self.history = []
         self._seq = itertools.count(1)
+        self._run_id = secrets.token_hex(6)  # command sequence numbers are per controller run
         self._numbers = itertools.count(1)
         self._processes = []
         self._lock = threading.Lock()
@@ -305,7 +307,8 @@ class Server:
             procs = self.processes()
             if not procs:
                 return []
-            cmd = Command(next(self._seq), src, filename, self.next_id, echo)
+            cmd = Command("%s:%d" % (self._run_id, next(self._seq)), src, filename,
+                          self.next_id, echo)
             msg = dict(cmd.message(), timeout=timeout)
             waiters = [(p, p.send_request(msg)) for p in procs]
             # The stubs interrupt the command at `timeout`; the grace lets that report arrive.

@@ -6,6 +6,10 @@
  * per-(thread, code, line) line stats. Memory grows with the number of distinct
  * call paths and lines, never with the number of events. Event semantics are
  * those of docs/DESIGN.md §1.
+ *
+ * `gap(thread)` closes a thread's open slices where records were dropped, so later
+ * calls do not nest under slices whose end was lost; `finish()` charges the slices
+ * still open up to the last event and counts them as running, not as hits.
  */
 #include "parts.h"
 
@@ -600,14 +604,14 @@ builder_feed(PyObject *self, PyObject *arg)
 }
 
 static PyObject *
-open_slices(ct_thread *t)
+open_slices(const ct_thread *t)
 {
     PyObject *open = PyList_New(0);
     if (open == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < t->depth; i++) {
-        ct_frame *f = &t->stack[i];
+        const ct_frame *f = &t->stack[i];
         PyObject *item = Py_BuildValue("(ILI)", f->node, (long long)f->start, f->line);
         if (item == NULL || PyList_Append(open, item) < 0) {
             Py_XDECREF(item);
@@ -671,7 +675,7 @@ builder_finish(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-thread_result(CallTreeBuilder *b, ct_thread *t, size_t ti)
+thread_result(const ct_thread *t)
 {
     PyObject *open = open_slices(t);
     if (open == NULL) {
@@ -685,8 +689,6 @@ thread_result(CallTreeBuilder *b, ct_thread *t, size_t ti)
         "gap_closes", (unsigned long long)t->gap_closes,
         "stray_lines", (unsigned long long)t->stray_lines,
         "first_ts", (long long)t->first_ts, "last_ts", (long long)t->last_ts);
-    PYLU_UNUSED(b);
-    PYLU_UNUSED(ti);
     return res;
 }
 
@@ -715,7 +717,7 @@ builder_result(PyObject *self, PyObject *Py_UNUSED(ignored))
         PyList_SET_ITEM(nodes, (Py_ssize_t)i, item);
     }
     for (size_t i = 0; i < b->n_threads; i++) {
-        PyObject *item = thread_result(b, &b->threads[i], i);
+        PyObject *item = thread_result(&b->threads[i]);
         if (item == NULL) {
             goto error;
         }

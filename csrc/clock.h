@@ -35,6 +35,9 @@ pylu_clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Out of line so the hot path keeps no stack frame for the fallback's timespec. */
+uint64_t pylu_clock_mono_ns_outline(void) __attribute__((noinline));
+
 static inline uint64_t
 pylu_clock_ticks(void)
 {
@@ -43,7 +46,7 @@ pylu_clock_ticks(void)
         return __builtin_ia32_rdtsc();
     }
 #endif
-    return pylu_clock_mono_ns();
+    return pylu_clock_mono_ns_outline();
 }
 
 /* A calibration point: a tick count and the monotonic ns read as close together as

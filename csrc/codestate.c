@@ -6,6 +6,8 @@
 
 Py_ssize_t pylu_codestate_index = -1;
 int pylu_counting = 0;
+PyObject *pylu_codestate_last_code = NULL;
+pylu_codestate *pylu_codestate_last = NULL;
 
 static uint32_t next_code_id = 1;   /* monotonic, never reused in a process */
 static PyObject *registry = NULL;   /* set of armed code objects (strong refs) */
@@ -18,6 +20,10 @@ codestate_free(void *ptr)
         return;
     }
     /* CPython frees co_extra from code_dealloc, with the GIL held. */
+    if (pylu_codestate_last == st) {
+        pylu_codestate_last_code = NULL;
+        pylu_codestate_last = NULL;
+    }
     Py_CLEAR(st->dispatch);
     Py_CLEAR(st->raw_code);
     free(st->line_bits);

@@ -49,11 +49,19 @@ typedef struct pylu_codestate {
 /* Claim the co_extra index (once, lazily). */
 int pylu_codestate_init(void);
 
+/* One-entry cache of the last lookup: hot loops and recursion hit the same code over
+ * and over.  Cleared when that state is freed (GIL held throughout). */
+extern PyObject *pylu_codestate_last_code;
+extern pylu_codestate *pylu_codestate_last;
+
 /* The state of `code`, or NULL if none (never fails, never raises). */
 static inline pylu_codestate *
 pylu_codestate_peek(PyObject *code)
 {
     extern Py_ssize_t pylu_codestate_index;
+    if (code == pylu_codestate_last_code) {
+        return pylu_codestate_last;
+    }
     void *extra = NULL;
     if (PYLU_UNLIKELY(pylu_codestate_index < 0)) {
         return NULL;
@@ -61,6 +69,10 @@ pylu_codestate_peek(PyObject *code)
     if (PyUnstable_Code_GetExtra(code, pylu_codestate_index, &extra) < 0) {
         PyErr_Clear();
         return NULL;
+    }
+    if (extra != NULL) {
+        pylu_codestate_last_code = code;
+        pylu_codestate_last = (pylu_codestate *)extra;
     }
     return (pylu_codestate *)extra;
 }
@@ -100,11 +112,7 @@ pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
             }
         }
     }
-    /* record.h's fast path dereferences a NULL ring when no log was ever started on
-     * this thread (session 0 == the thread's initial session 0): skip it then. */
-    if (atomic_load_explicit(&pylu_session, memory_order_relaxed) != 0) {
-        pylu_record(kind, st->id, line);
-    }
+    pylu_record(kind, st->id, line); /* returns at once while no log is open */
 }
 
 /* Registry of armed codes (strong refs): add/remove keep PYLU_CS_ARMED in step. */

@@ -35,12 +35,6 @@ pylu_discover_set_decider(PyObject *callable)
     return 0;
 }
 
-int
-pylu_discover_busy(void)
-{
-    return deciding;
-}
-
 pylu_codestate *
 pylu_discover_decide(PyObject *code)
 {

@@ -27,9 +27,6 @@ pylu_discover_due(const pylu_codestate *st)
  * Returns the code's state afterwards, or NULL. */
 pylu_codestate *pylu_discover_decide(PyObject *code);
 
-/* True while this thread runs the decider (the frame hook forwards then). */
-int pylu_discover_busy(void);
-
 /* PyFunction_AddWatcher-based discovery of functions created later. */
 int pylu_discover_watch_functions(int on);
 int pylu_discover_watching_functions(void);

@@ -322,15 +322,13 @@ engine_counters(PyObject *self, PyObject *unused)
     PYLU_UNUSED(self);
     PYLU_UNUSED(unused);
     return Py_BuildValue(
-        "{s:i,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:K,s:k,s:s}",
+        "{s:i,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:k,s:s}",
         "tool_id", pylu_monitor_tool_id(),
         "frame_hook", pylu_evalframe_installed() ? Py_True : Py_False,
         "function_watcher", pylu_discover_watching_functions() ? Py_True : Py_False,
         "counting", pylu_counting ? Py_True : Py_False,
         "armed", pylu_registry_size(),
-        "callback_calls", (unsigned long long)pylu_callback_calls,
         "dispatch_errors", (unsigned long long)pylu_dispatch_errors,
-        "frame_hook_calls", (unsigned long long)pylu_evalframe_calls,
         "decider_calls", (unsigned long long)pylu_decider_calls,
         "decider_errors", (unsigned long long)pylu_decider_errors,
         "match_generation", (unsigned long)pylu_match_gen,

@@ -20,8 +20,6 @@
 #include "monitor.h"
 #include "opcode.h"
 
-uint64_t pylu_evalframe_calls = 0;
-
 static _PyFrameEvalFunction prev_eval = NULL;
 static int installed = 0;
 static int forwarding = 0;
@@ -72,8 +70,7 @@ generator_entry_kind(const pylu_codestate *st, struct _PyInterpreterFrame *f, in
 static PyObject *
 eval_frame(PyThreadState *ts, struct _PyInterpreterFrame *f, int throwflag)
 {
-    pylu_evalframe_calls++;
-    if (forwarding || pylu_callback_mode == PYLU_MODE_NOOP || pylu_discover_busy()) {
+    if (forwarding || pylu_callback_mode == PYLU_MODE_NOOP) {
         return prev_eval(ts, f, throwflag);
     }
     PyObject *code = PyUnstable_InterpreterFrame_GetCode(f); /* strong */

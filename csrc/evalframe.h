@@ -10,6 +10,4 @@ int pylu_evalframe_install(int forward_only);
 int pylu_evalframe_remove(void);
 int pylu_evalframe_installed(void);
 
-extern uint64_t pylu_evalframe_calls;
-
 #endif

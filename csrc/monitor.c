@@ -8,7 +8,6 @@
 
 int pylu_callback_mode = PYLU_MODE_NORMAL;
 uint64_t pylu_dispatch_errors = 0;
-uint64_t pylu_callback_calls = 0;
 
 static PyObject *mon = NULL;        /* sys.monitoring */
 static PyObject *disable_obj = NULL;
@@ -53,7 +52,6 @@ pylu_call_dispatch(pylu_codestate *st, int kind, PyObject *line, PyObject *arg)
 }
 
 #define CALLBACK_PROLOGUE(min_args)                                        \
-    pylu_callback_calls++;                                                 \
     if (PYLU_UNLIKELY(pylu_callback_mode == PYLU_MODE_NOOP) || nargs < (min_args)) { \
         Py_RETURN_NONE;                                                    \
     }                                                                      \
@@ -128,6 +126,20 @@ cb_py_yield(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The line number argument, without a call into libpython for the usual compact int. */
+static inline long
+line_number(PyObject *obj)
+{
+    if (PYLU_LIKELY(PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj))) {
+        return (long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    }
+    long line = PyLong_AsLong(obj);
+    if (line == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return line;
+}
+
 static PyObject *
 cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -136,9 +148,8 @@ cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (st == NULL) {
         return disable();
     }
-    long line = PyLong_AsLong(args[1]);
-    if (PYLU_UNLIKELY(line == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
+    long line = line_number(args[1]);
+    if (PYLU_UNLIKELY(line < 0)) {
         Py_RETURN_NONE;
     }
     uint8_t bits = pylu_codestate_line_bits(st, line);

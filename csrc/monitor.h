@@ -38,7 +38,6 @@ int pylu_monitor_stop(PyObject *codes);
 
 /* Handler-dispatch failures swallowed in callbacks (never raised into the program). */
 extern uint64_t pylu_dispatch_errors;
-extern uint64_t pylu_callback_calls;
 
 /* Call a code's Python dispatcher; saves/restores any in-flight exception and swallows
  * (counts) errors.  Never raises. */

@@ -22,7 +22,8 @@
 typedef struct {
     uint32_t code;
     uint64_t ticks;
-    uint32_t frame;   /* frame number this state belongs to (reset per frame) */
+    uint32_t frame;   /* frame number code/ticks belong to (reset per frame) */
+    int64_t last_ns;  /* kept across frames: a thread's times never go backwards */
 } thread_state;
 
 typedef struct {
@@ -162,6 +163,7 @@ thread_slot(LogReader *r, uint64_t t)
         memset(ts + r->threads_cap, 0, (cap - r->threads_cap) * sizeof *ts);
         for (size_t i = r->threads_cap; i < cap; i++) {
             ts[i].frame = UINT32_MAX;
+            ts[i].last_ns = INT64_MIN;
         }
         r->threads = ts;
         r->threads_cap = cap;
@@ -248,7 +250,14 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
                 r->events_cap = cap;
             }
             pylu_decoded_event *e = &r->events[r->nevents++];
-            e->ts_ns = ticks_to_ns(r, cur->ticks);
+            /* A new calibration point can move the tick->ns line by a few ns: never let
+             * that make a thread's time run backwards (durations stay >= 0). */
+            int64_t ts = ticks_to_ns(r, cur->ticks);
+            if (ts < cur->last_ns) {
+                ts = cur->last_ns;
+            }
+            cur->last_ns = ts;
+            e->ts_ns = ts;
             e->code_id = cur->code;
             e->line = (uint32_t)line;
             e->thread = (uint32_t)cur_thread;

@@ -151,7 +151,7 @@ class CommandRunner:
         limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
         with self._lock:
             ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
-            if seq is not None:
+            if isinstance(seq, (str, int)):
                 self.executed.add(seq)
         if len(text) > MAX_OUTPUT:
             text = text[:MAX_OUTPUT] + "\n[... output truncated at %d bytes]\n" % MAX_OUTPUT

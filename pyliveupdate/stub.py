@@ -68,11 +68,10 @@ class UpdateStub:
             return self
         _install_fork_hook()
         import encodings.idna  # noqa: F401  (getaddrinfo needs it; importing it in a forked child can fail)
-        # Import what the stub thread uses here, in the caller's thread: a program that
-        # forks right after start() (gunicorn --preload) must not fork while the stub
-        # thread is half-way through importing them (the child then finds them partially
-        # initialized and every command fails with ImportError).
-        from . import modifications, update  # noqa: F401
+        # Import what commands use now, in the caller's thread: a prefork server that forks
+        # while the stub thread is half-way through an import leaves the child a partially
+        # initialised module ("cannot import name ... partially initialized module").
+        from . import engine, modifications, recording, update  # noqa: F401
         _started.add(self)
         self._thread = threading.Thread(target=self._run, name="pyliveupdate-stub", daemon=True)
         self._thread.start()

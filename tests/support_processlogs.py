@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import shutil
 import struct
 import subprocess
@@ -98,12 +99,18 @@ class Browser:
              "--user-data-dir=" + profile_dir, "--window-size=%d,%d" % (width, height),
              "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=self._dup_fds(to_browser_r, from_browser_w))
+            env=self._browser_env(), pass_fds=(3, 4), preexec_fn=self._dup_fds(to_browser_r, from_browser_w))
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buf = b""
         self._next_id = 0
         self.session = None
+
+    @staticmethod
+    def _browser_env() -> dict:
+        # The sanitizer run preloads libasan into every child; chromium must not inherit it.
+        return {k: v for k, v in os.environ.items()
+                if k != "LD_PRELOAD" and not k.startswith(("ASAN_", "UBSAN_"))}
 
     @staticmethod
     def _dup_fds(read_fd: int, write_fd: int):
@@ -116,7 +123,8 @@ class Browser:
 
     def _read_message(self, deadline: float) -> dict:
         while b"\0" not in self._buf:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_browser], [], [], left)[0]:
                 raise TimeoutError("no reply from chromium")
             data = os.read(self._from_browser, 1 << 16)
             if not data:

@@ -121,3 +121,30 @@ def test_show_after_a_patch_prints_the_patched_source(controller, targets, token
     assert ok and body[0].startswith("module1.foo (<patch %s>:" % os.path.join(EXAMPLES, "patch.py"))
     assert body[2].endswith("print('new foo', double(a))  # noqa: F821  (double is module1's, "
                             "from _predefine)")
+
+
+def test_a_restarted_controller_continues_the_ids_and_replays_only_its_own(targets, token,
+                                                                            tmp_path):
+    first = LocalController(token)
+    port = first.port
+    try:
+        old, = _start(targets, first, token, 1, tmp_path)
+        ok, _ = first.run("FD.debug('__main__.bar')\nFP.profile('module1.**')")
+        assert ok
+    finally:
+        first.close()
+    second = LocalController(token, port=port)
+    try:
+        second.wait_for(1, timeout=20)
+        ok, lines = second.run("LD.debug('__main__.bar', [12])")
+        assert ok and _bodies(lines) == ["Update 3 applied"], lines
+        new = targets(PROGRAM1, port, token, cwd=EXAMPLES, PYLU_LOG_DIR=str(tmp_path / "logs"))
+        second.wait_for(2)
+        event = second.wait_line(lambda e: e.startswith("process %d" % new.pid), events=True)
+        assert "replayed update(s) 3" in event
+        ok, lines = second.run("sorted(u.id for u in UpdateManager._updates.values() "
+                               "if u.status == 'applied')")
+        assert sorted(_bodies(lines)) == ["[1, 2, 3]", "[3]"]
+    finally:
+        second.close()
+    assert old.alive()

@@ -171,3 +171,42 @@ def test_recursion_depth_under_the_frame_hook(tmp_path):
         assert result["hooked"] > result["limit"]
     hits = result["calls"]
     assert hits["1"] > 0 and hits["1"] == hits["3"] + hits["5"]   # balanced under RecursionError
+
+
+def test_frame_hook_chains_to_the_hook_it_found(tmp_path):
+    """CPython's perf trampoline is a frame-evaluation hook; ours runs on top of it,
+    calls it, and puts it back when removed."""
+    result, _ = run_script(tmp_path, '''
+        import os
+        sys.activate_stack_trampoline("perf")
+        try:
+            _engine.set_counting(True)
+            code = workload.leaf.__code__
+            _engine.code_arm(code, _engine.CS_HOOK_RECORDS, None, None, None, None, -1)
+            _engine.frame_hook(True)
+            values = [workload.leaf(i) for i in range(5)]
+            during = sys.is_stack_trampoline_active()
+            perf_map = "/tmp/perf-%d.map" % os.getpid()
+            with open(perf_map) as f:
+                mapped = [l.split(" ", 2)[-1].strip() for l in f if "workload.py" in l]
+            _engine.frame_hook(False)
+            after = sys.is_stack_trampoline_active()
+            values.append(workload.leaf(10))
+            hits = _engine.code_state(code)["hits"]
+        finally:
+            sys.deactivate_stack_trampoline()
+            try:
+                os.unlink("/tmp/perf-%d.map" % os.getpid())
+            except OSError:
+                pass
+        emit({"values": values, "during": during, "after": after, "mapped": mapped,
+              "calls": hits[_engine.EV_CALL], "returns": hits[_engine.EV_RETURN],
+              "hook": _engine.engine_counters()["frame_hook"]})
+    ''')
+    assert result["values"] == [0, 2, 4, 6, 8, 20]
+    # while ours is on top the trampoline is not the interpreter's hook, yet it ran:
+    # it made its perf-map entry for leaf(), read before our hook was removed
+    assert result["during"] is False and result["after"] is True
+    assert any(m.startswith("py::leaf:") for m in result["mapped"]), result["mapped"]
+    assert result["calls"] == 5 and result["returns"] == 5
+    assert result["hook"] is False

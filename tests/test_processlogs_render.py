@@ -215,3 +215,57 @@ def test_summary_flat_table_sums_call_paths_without_double_counting_recursion():
     assert "top 3 functions by self time" in text
     table = text[text.index("top 3 functions"):].splitlines()
     assert table[2].startswith("pkg.mod.main") and table[3].startswith("pkg.mod.walk")
+
+
+def request_threads_trace():
+    t = Trace(pid=7).thread(1, "MainThread").code(1, "do_GET").code(2, "quote").code(3, "serve")
+    t.ev(CALL, 0, 3, thread=1).ev(RETURN, 1000, 3, thread=1)
+    for n in range(2, 6):           # one thread per request, as ThreadingHTTPServer does
+        t.thread(n, "Thread-%d (process_request_thread)" % (100 + n))
+        base = n * 100
+        t.ev(CALL, base, 1, thread=n).ev(CALL, base + 10, 2, thread=n)
+        t.ev(RETURN, base + 10 + n, 2, thread=n).ev(RETURN, base + 50, 1, thread=n)
+    return t
+
+
+def test_thread_families_merge_by_name_each_and_all():
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "name")
+    threads = {t.name: t for t in report.processes[0].threads}
+    assert sorted(threads) == ["MainThread", "Thread-* (process_request_thread) [4 threads]"]
+    merged = threads["Thread-* (process_request_thread) [4 threads]"]
+    do_get = find(merged, "pkg.mod.do_GET")
+    assert (do_get.hits, do_get.total) == (4, 200)
+    assert (find(do_get, "pkg.mod.quote").hits, find(do_get, "pkg.mod.quote").total) == (4, 14)
+    assert "7-Thread-* (process_request_thread) [4 threads]  total 0.000 ms" in \
+        render_summary(report)
+
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "each")
+    assert len(report.processes[0].threads) == 5
+
+    report = request_threads_trace().report()
+    filters.merge_threads(report, "all")
+    (only,) = report.processes[0].threads
+    assert only.total == 1200 and [c.function for c in only.root.children] == [
+        "pkg.mod.serve", "pkg.mod.do_GET"]
+
+
+def test_summary_tells_apart_two_codes_with_one_name():
+    t = Trace().thread(1, "T").code(1, "main").code(2, "quote", firstlineno=77)
+    t.code(3, "quote", filename="/tmp/patch.py", firstlineno=3)      # after a hot patch
+    t.ev(CALL, 0, 1).ev(CALL, 1, 2).ev(RETURN, 5, 2).ev(CALL, 6, 3).ev(RETURN, 8, 3)
+    t.ev(RETURN, 10, 1)
+    text = render_summary(t.report())
+    assert "-pkg.mod.quote (/src/pkg/mod.py:77)" in text
+    assert "-pkg.mod.quote (/tmp/patch.py:3)" in text
+    assert "pkg.mod.main " in text
+
+
+def test_a_log_without_events_renders_everywhere():
+    from pyliveupdate_controller.processlogs.cli import FORMATS
+    report = Trace().report()
+    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    assert "no recorded calls" in outputs["svg"] and outputs["folded"] == ""
+    ET.fromstring(outputs["svg"])
+    assert json.loads(outputs["json"])["processes"][0]["threads"] == []

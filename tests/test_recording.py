@@ -9,8 +9,10 @@ from support_recorder import (EV_CALL, EV_LINE, EV_LINE_MARK, EV_RESUME, EV_RETU
                               EV_UNWIND, EV_YIELD, Log, logs_in, private_dir, run_child)
 
 
-def test_events_come_back_in_order_with_their_metadata(tmp_path):
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_events_come_back_in_order_with_their_metadata(tmp_path, clock):
     d = private_dir(tmp_path / "logs")
+    env = {"PYLU_CLOCK": clock}
     out = run_child(f"""
         import json
         from pyliveupdate import _engine as e
@@ -24,14 +26,16 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path):
         e.recorder_text(2, "handler said: héllo")
         e.recorder_stop()
         print(json.dumps([path, e.recorder_stats()]))
-    """)
+    """, env=env)
     assert out.returncode == 0, out.stderr
     path, stats = json.loads(out.stdout)
+    if clock == "monotonic":
+        assert stats["clock"] == "monotonic"
     assert stats["events"] == 10 and stats["dropped"] == 0 and stats["error"] is None
     log = Log(path)
     assert log.error is None and log.complete
     assert log.header["pid"] > 0 and log.header["version"] == 1
-    assert log.header["clock"] in ("tsc", "monotonic")
+    assert log.header["clock"] == stats["clock"]
     got = [(e[1], e[4], e[5]) for e in log.events]
     assert got == [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),
                    (5, 7, 0), (1, 300000, 0), (3, 300000, 0), (6, 7, 0x0FFFFFFF)]
@@ -47,7 +51,8 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path):
     assert threads[0][1] == "MainThread" and threads[0][0] > 0
 
 
-def test_many_threads_are_counted_exactly(tmp_path):
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_many_threads_are_counted_exactly(tmp_path, clock):
     """12 threads on 2 cores, produced = read + dropped for every thread."""
     d = private_dir(tmp_path / "logs")
     out = run_child(f"""
@@ -65,7 +70,7 @@ def test_many_threads_are_counted_exactly(tmp_path):
         [t.join() for t in ts]
         e.recorder_stop()
         print(json.dumps([path, N, e.recorder_stats()]))
-    """, timeout=120)
+    """, timeout=120, env={"PYLU_CLOCK": clock})
     assert out.returncode == 0, out.stderr
     path, n, stats = json.loads(out.stdout)
     log = Log(path)
@@ -79,6 +84,10 @@ def test_many_threads_are_counted_exactly(tmp_path):
         assert per_thread.get(t, 0) + drops.get(t, 0) == n, (t, per_thread.get(t), drops.get(t))
         codes = {e[4] for e in log.events if e[2] == t}
         assert len(codes) == 1   # each thread's events carry its own code id
+    last = {}
+    for e in log.events:                      # each thread's clock only moves forward
+        assert e[3] >= last.get(e[2], 0)
+        last[e[2]] = e[3]
     assert stats["events"] == len(log.events)
     assert stats["events"] + stats["dropped"] == 12 * n
     assert stats["threads"] == 12
@@ -206,3 +215,51 @@ def test_idle_flusher_sleeps_between_cycles(tmp_path):
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert 1 <= stats["cycles"] <= 20, stats
+
+
+def test_emit_without_recording_is_a_no_op_on_any_thread(tmp_path):
+    """A thread that never attached to a session, with the recorder stopped, has no ring."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import threading
+        from pyliveupdate import _engine as e
+        e.recorder_emit(1, 1, 0)                   # never recorded in this process
+        t = threading.Thread(target=e.recorder_emit, args=(1, 1, 0))
+        t.start(); t.join()
+        e.recorder_start({d!r}); e.recorder_emit(1, 1, 0); e.recorder_stop()
+        e.recorder_emit(3, 1, 0)                   # attached before, stopped now
+        t = threading.Thread(target=e.recorder_emit, args=(3, 1, 0))
+        t.start(); t.join()
+        print(e.recorder_stats()["events"])
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]
+
+
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_timestamps_follow_real_time(tmp_path, clock):
+    """ns since log start track time.monotonic across frames (calibrated TSC or not).
+    Each emission is bracketed by two readings, so scheduling delays cannot fail it."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, time
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r})
+        marks = []
+        for i in range(4):
+            before = time.monotonic_ns()
+            e.recorder_emit(1, 1, i + 1)
+            marks.append((before, time.monotonic_ns()))
+            e.recorder_flush()
+            time.sleep(0.15)
+        e.recorder_stop()
+        print(json.dumps([path, marks]))
+    """, env={"PYLU_CLOCK": clock})
+    assert out.returncode == 0, out.stderr
+    path, marks = json.loads(out.stdout)
+    ts = [e[3] for e in Log(path).events]
+    for i in range(1, 4):
+        shortest = marks[i][0] - marks[0][1]
+        longest = marks[i][1] - marks[0][0]
+        recorded = ts[i] - ts[0]
+        assert shortest * 0.98 - 1000 <= recorded <= longest * 1.02 + 1000, (i, marks, ts)

@@ -96,11 +96,32 @@ def _module_of(code, modules_by_file):
     return modules_by_file.get(code.co_filename, "?")
 
 
+def _ours(filename):
+    """Code of pyliveupdate itself or of this bench harness: not "the program"."""
+    return filename.startswith(_OWN_DIRS)
+
+
+def _own_dirs():
+    import os
+    import pyliveupdate
+    here = os.path.dirname(os.path.abspath(__file__))
+    return (os.path.dirname(pyliveupdate.__file__) + os.sep, here + os.sep,
+            os.path.join(os.path.dirname(here), "child.py"))
+
+
+_OWN_DIRS = ()
+
+
 class FuncTimingAll(FuncTimingOne):
     """Every Python function in the process (what cProfile sees), plus any code object
-    created later (through engine.watch), e.g. templates Jinja2 compiles on first use."""
+    created later (through engine.watch), e.g. templates Jinja2 compiles on first use.
+    pyliveupdate's own code and the bench harness's are left out (profiling the
+    profiler would also re-enter the engine: its matcher would be asked about the
+    engine's own code while the engine iterates its tables)."""
 
     def targets(self):
+        global _OWN_DIRS
+        _OWN_DIRS = _own_dirs()
         modules_by_file = {}
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
@@ -110,7 +131,7 @@ class FuncTimingAll(FuncTimingOne):
         for obj in gc.get_objects():
             if isinstance(obj, types.FunctionType):
                 code = obj.__code__
-                if code not in seen:
+                if code not in seen and not _ours(code.co_filename):
                     seen[code] = (code, getattr(obj, "__module__", None) or
                                   _module_of(code, modules_by_file), obj.__qualname__)
         self.targets_cache = list(seen.values())
@@ -124,6 +145,8 @@ class FuncTimingAll(FuncTimingOne):
             by_file = self.modules_by_file
 
             def matcher(code):
+                if _ours(code.co_filename):
+                    return None
                 return req, _module_of(code, by_file), getattr(code, "co_qualname", code.co_name)
 
             self.engine.watch(UPDATE_ID + 1, matcher, source=self.SOURCE)
@@ -144,61 +167,33 @@ class LineTimingOne(_Armed):
 
 
 class FuncDebugOne(object):
-    """Arguments and return value of the hot function, rate-limited to RATE lines a
-    second (the same budget and gate as hand_print), written to our log.
-
-    Through ``pyliveupdate.FuncDebugger`` once it exists; until then through the same
-    public engine API it is built on (func_begin/func_end handlers writing TEXT records),
-    and the row says which.
-    """
+    """``FuncDebugger.debug(pattern, rate=RATE)`` on the hot function: arguments and
+    return value of each call, rate-limited to RATE lines a second (hand_print's
+    budget), to stderr and to our log."""
 
     def __init__(self, workload):
         self.workload = workload
         self.engine, self.recording, self._engine = _import_engine()
-        self.lines = 0
+        try:
+            from pyliveupdate import FuncDebugger, output
+        except ImportError as exc:
+            raise Unavailable("pyliveupdate.FuncDebugger not importable: %s" % exc)
+        self.debugger, self.output = FuncDebugger, output
 
     def start(self):
-        import time
+        import contextlib
+        import io
         from peers.hand_print import RATE
         self.recording.ensure_started()
-        hot = self.workload.hot
-        code = hot.__code__
-        names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-        qualname = hot.__qualname__
-        gate = [0.0]
-        monotonic = time.monotonic
-        text = self._engine.recorder_text
-        interval = 1.0 / RATE
-        bench = self
-
-        def on_begin(frame):
-            now = monotonic()
-            if now >= gate[0]:
-                gate[0] = now + interval
-                args = frame.f_locals
-                text(1, "%s called %s" % (qualname, ", ".join(
-                    "%s=%r" % (n, args.get(n)) for n in names)))
-                bench.lines += 1
-
-        def on_end(frame, retval, exc):
-            now = monotonic()
-            if now >= gate[0]:
-                gate[0] = now + interval
-                text(1, "%s returned %r" % (qualname, retval) if exc is None
-                     else "%s raised %r" % (qualname, exc))
-                bench.lines += 1
-
-        req = self.engine.Request(on_func_begin=on_begin, on_func_end=on_end)
-        self.engine.arm(UPDATE_ID, code, req, module=hot.__module__, qualname=qualname,
-                        source="monitoring")
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):
+            self.debugger.debug(self.workload.hot_pattern, rate=RATE)
+        self.said = said.getvalue().strip()
 
     def stop(self):
-        report = self.engine.handler_report(UPDATE_ID)
-        self.engine.disarm(UPDATE_ID)
         info = _recorder_report(self._engine)
-        info.update({"lines": self.lines, "via": "engine handlers (FuncDebugger not landed)",
-                     "handler_errors": report.get("errors"),
-                     "handler_disabled": report.get("disabled")})
+        stats = self.output.stats()
+        info.update({"said": self.said, "output": stats if isinstance(stats, dict) else str(stats)})
         return info
 
 

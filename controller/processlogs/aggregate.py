@@ -66,7 +66,8 @@ def build_process(builder: CallTreeBuilder, meta: Metadata, *, pid: int, path: s
     res = builder.result()
     codes = dict(meta.codes)
     proc = ProcessProfile(pid=pid, path=path, header=header, codes=codes, threads=[],
-                          lines={}, events=res["events"], texts=meta.texts)
+                          lines={}, events=res["events"], texts=meta.texts,
+                          thread_names={k: v[1] for k, v in meta.threads.items()})
     raw = res["nodes"]
     # A path is kept when it or one of its descendants has data (children have larger ids).
     keep = [False] * len(raw)

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="only this process (repeatable)")
     p.add_argument("--thread", action="append", default=[],
                    help="only this thread: name, OS thread id or log thread number (repeatable)")
+    p.add_argument("--threads", choices=("each", "name", "all"), default="name",
+                   help="'name' (default): merge threads whose names differ only in numbers, "
+                   "such as the request threads of a threading server; 'each': keep every "
+                   "thread apart; 'all': one tree per process")
     p.add_argument("--start", type=float, metavar="SEC",
                    help="time window start, seconds since the start of each log")
     p.add_argument("--end", type=float, metavar="SEC",
@@ -94,6 +98,7 @@ def build_report(logs: list[str], args) -> Report:
                                "end" if args.end is None else "%g" % args.end))
     filters.select_processes(report, args.pid)
     filters.select_threads(report, args.thread)
+    filters.merge_threads(report, args.threads)
     filters.min_percent(report, args.min_percent)
     filters.top(report, args.top)
     return report

@@ -4,7 +4,9 @@ The time window is applied earlier, while aggregating (slices are clipped to it)
 """
 from __future__ import annotations
 
-from .model import Node, Report
+import re
+
+from .model import Node, Report, ThreadProfile
 
 
 def select_processes(report: Report, pids: list[int]) -> None:
@@ -57,3 +59,74 @@ def top(report: Report, n: int) -> None:
             for _depth, node in t.root.walk():
                 node.children = sorted(node.children, key=lambda c: (-c.total, c.function))[:n]
     report.notes.append("only the %d heaviest callees of each call path shown" % n)
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def thread_family(name: str) -> str:
+    """`Thread-175 (process_request_thread)` -> `Thread-* (process_request_thread)`."""
+    return _NUMBER.sub("*", name)
+
+
+def _merge_into(dst: Node, src: Node) -> None:
+    """Add `src`'s call paths into `dst` (same function on the same path merges)."""
+    stack = [(dst, src)]
+    while stack:
+        d, s = stack.pop()
+        by_key = {(c.function, c.file, c.line): c for c in d.children}
+        for child in s.children:
+            key = (child.function, child.file, child.line)
+            mine = by_key.get(key)
+            if mine is None:
+                mine = Node(child.function, child.file, child.line, code_id=child.code_id)
+                d.children.append(mine)
+                by_key[key] = mine
+            mine.hits += child.hits
+            mine.slices += child.slices
+            mine.running += child.running
+            mine.running_ns += child.running_ns
+            mine.total += child.total
+            mine.self += child.self
+            stack.append((mine, child))
+
+
+def merge_threads(report: Report, mode: str) -> None:
+    """'each': every thread apart; 'name': threads whose names differ only in numbers
+    merge (thread-per-request servers); 'all': one tree per process."""
+    if mode == "each":
+        return
+    merged_any = False
+    for proc in report.processes:
+        groups: dict[str, list[ThreadProfile]] = {}
+        for t in proc.threads:
+            key = "all threads" if mode == "all" else thread_family(t.name)
+            groups.setdefault(key, []).append(t)
+        threads = []
+        for key, members in groups.items():
+            if len(members) == 1:
+                threads.append(members[0])
+                continue
+            merged_any = True
+            first = members[0]
+            root = Node("<root>", "", 0)
+            for t in members:
+                _merge_into(root, t.root)
+            for _depth, node in root.walk():
+                node.children.sort(key=lambda n: (-n.total, n.function))
+            threads.append(ThreadProfile(
+                pid=proc.pid, thread=first.thread, os_tid=None,
+                name="%s [%d threads]" % (key, len(members)), root=root,
+                open_frames=[f for t in members for f in t.open_frames],
+                dropped=sum(t.dropped for t in members),
+                unmatched_closes=sum(t.unmatched_closes for t in members),
+                forced_closes=sum(t.forced_closes for t in members),
+                gap_closes=sum(t.gap_closes for t in members),
+                first_ns=min(t.first_ns for t in members),
+                last_ns=max(t.last_ns for t in members),
+                members=[t.thread for t in members]))
+        proc.threads = threads
+    if merged_any:
+        report.notes.append("threads merged: %s" % (
+            "all threads of a process" if mode == "all"
+            else "threads whose names differ only in numbers (--threads each to keep them apart)"))

@@ -85,6 +85,7 @@ class ThreadProfile:
     unmatched_closes: int = 0
     forced_closes: int = 0
     gap_closes: int = 0       # slices closed where records were dropped
+    members: list[int] = field(default_factory=list)   # log thread numbers, when merged
     first_ns: int = 0
     last_ns: int = 0
 
@@ -117,6 +118,7 @@ class ProcessProfile:
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
     texts: list[tuple] = field(default_factory=list)
+    thread_names: dict[int, str] = field(default_factory=dict)   # every thread the log named
 
     def code(self, code_id: int) -> CodeInfo:
         return self.codes.get(code_id) or unknown_code(code_id)

@@ -77,11 +77,19 @@ def report_dict(report: Report) -> dict:
                   "lines": [{"line": n, "hits": s.hits, "total": s.total}
                             for n, s in sorted(fl.stats.items())]}
                  for fl in function_lines(p)]
-        procs.append({"pid": p.pid, "path": p.path, "complete": p.complete, "events": p.events,
+        procs.append({"pid": p.pid, "path": p.path, "start_unix_ns": p.header.get("start_unix_ns"),
+                      "complete": p.complete, "events": p.events,
                       "duration": p.duration_ns, "dropped": p.dropped, "warnings": p.warnings,
                       "threads": threads, "line_profiles": lines})
     return {"unit": "ns", "filters": report.notes, "processes": procs}
 
 
+# Up to this call depth the stdlib's C encoder is safe (2 JSON levels per call) and fast.
+FAST_DEPTH = 300
+
+
 def render_json(report: Report) -> str:
-    return dumps(report_dict(report)) + "\n"
+    deepest = max((d for p in report.processes for t in p.threads for d, _n in t.root.walk()),
+                  default=0)
+    doc = report_dict(report)
+    return (json.dumps(doc) if deepest <= FAST_DEPTH else dumps(doc)) + "\n"

@@ -1,6 +1,8 @@
 """`.summary`: per process and thread, the call tree with hits, time per hit, total, self."""
 from __future__ import annotations
 
+from collections import Counter
+
 from .model import ProcessProfile, Report, ThreadProfile
 
 INDENT = "  "
@@ -52,22 +54,34 @@ def _flat_lines(t: ThreadProfile) -> list[str]:
 
 def _thread_lines(t: ThreadProfile) -> list[str]:
     rows = []
+    # Two codes with one name under one caller (e.g. before and after a hot patch) get
+    # their file and line, so they can be told apart.
+    thread_total = t.total
+    ambiguous = set()
     for depth, node in t.root.walk():
+        if len(node.children) > 1:
+            names = Counter(c.function for c in node.children)
+            if len(names) < len(node.children):
+                ambiguous.update(id(c) for c in node.children if names[c.function] > 1)
         if depth == 0:
             continue
-        name = (INDENT * (depth - 1) + ("-" if depth > 1 else "")) + node.function
+        label = node.function
+        if id(node) in ambiguous:      # its parent was visited first, so this is known
+            label += " (%s:%d)" % (node.file or "?", node.line)
+        name = (INDENT * (depth - 1) + ("-" if depth > 1 else "")) + label
         per_hit = _ms(node.per_hit) if node.per_hit is not None else "-"
         hits = str(node.hits)
         if node.slices > node.hits:
             hits += " (+%d resumed)" % (node.slices - node.hits)
         if node.running:
             hits += " (+%d running)" % node.running
-        share = 100.0 * node.total / t.total if t.total else 0.0
+        share = 100.0 * node.total / thread_total if thread_total else 0.0
         rows.append((name, hits, per_hit, _ms(node.total), _ms(node.self), "%.1f" % share))
     head = ("function", "hits", "time/hit (ms)", "total (ms)", "self (ms)", "%")
     out = []
-    title = "%s  (thread %s%s)  total %s ms" % (
-        t.key, t.thread, ", os tid %s" % t.os_tid if t.os_tid is not None else "", _ms(t.total))
+    where = "" if t.members else "  (thread %s%s)" % (
+        t.thread, ", os tid %s" % t.os_tid if t.os_tid is not None else "")
+    title = "%s%s  total %s ms" % (t.key, where, _ms(t.total))
     out.append(title)
     if rows:
         width = max(len(head[0]), *(len(r[0]) for r in rows))

@@ -119,6 +119,9 @@ def render_svg(report: Report, title: str = "pyliveupdate flame graph") -> str:
             % (quoteattr(name), x0, w, depth, escape(tip), px, y, pw, FRAME_HEIGHT - 1, color,
                px + 3, y + FRAME_HEIGHT - 4, escape(_fit(name, pw))))
     out.append("</g>")
+    if total == 0:
+        out.append('<text x="%d" y="%d">no recorded calls in these logs (see the summary)</text>'
+                   % (PAD, bottom - 4))
     if frames.omitted:
         out.append("<!-- %d frames narrower than %.1f px omitted -->" % (frames.omitted, MIN_PX))
     out.append("</svg>")

@@ -10,7 +10,7 @@ KINDS = {1: "debug", 2: "handler", 3: "engine"}
 def render_text(report: Report) -> str:
     out = ["pyliveupdate text output: [ms since log start] process-thread kind: text"]
     for proc in report.processes:
-        names = {t.thread: t.name for t in proc.threads}
+        names = dict(proc.thread_names)
         out.append("")
         out.append("== process %d  (%s)" % (proc.pid, proc.path))
         for thread, ts, kind, text in proc.texts:
