@@ -132,6 +132,8 @@ def test_controller_killed_mid_command_leaves_the_program_and_its_updates(tmp_pa
             assert _still_applied(second) == "('applied', True)"
             proc = second.server.processes()[0]
             assert proc.info["pid"] == app.pid
+            # The stub reports what it has applied in its hello on reconnecting.
+            assert proc.info["updates"]["active"] == [1], proc.info
         finally:
             second.close()
         assert app.alive()
@@ -214,6 +216,7 @@ def test_network_drop_the_stub_reconnects_with_its_updates():
                 assert time.monotonic() < deadline, "the stub did not reconnect"
                 time.sleep(0.05)
             controller.wait_for(1)
+            assert controller.server.processes()[0].info["updates"]["active"] == [1]
             assert _still_applied(controller) == "('applied', True)"
         mark = len(app.stdout)
         app.wait_for_line(lambda l: l.startswith("tick"), start=mark)
