@@ -152,6 +152,7 @@ typedef struct {
     char *argv;
     uint64_t start_ticks;
     uint64_t start_mono_ns;
+    uint64_t start_unix_ns;     /* wall clock at start_ticks: the header's time origin */
     pthread_t thread;
     ZSTD_CCtx *cctx;
     bytebuf pack;       /* the open frame's uncompressed records */
@@ -593,14 +594,40 @@ put_le(uint8_t *p, uint64_t v, int n)
     }
 }
 
+static uint64_t
+realtime_ns(void)
+{
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    return (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+}
+
+/* The log's time origin: the tick counter, the monotonic clock and the wall clock read
+ * together. Readers place events in wall-clock time from this one point, so a preemption
+ * between the reads would shift every event; keep the narrowest of a few tries. */
+static void
+start_clocks(session_t *s)
+{
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 5 && best > 20000; i++) {
+        uint64_t ticks, mono, before = realtime_ns();
+        pylu_clock_pair(&ticks, &mono);
+        uint64_t after = realtime_ns();
+        if (after - before < best) {
+            best = after - before;
+            s->start_ticks = ticks;
+            s->start_mono_ns = mono;
+            s->start_unix_ns = before + (after - before) / 2;
+        }
+    }
+}
+
 static int
 write_header(session_t *s)
 {
     size_t argv_len = s->cfg.argv_len > PYLU_HEADER_MAX_ARGV ? PYLU_HEADER_MAX_ARGV
                                                               : s->cfg.argv_len;
     uint8_t hdr[PYLU_HEADER_FIXED + PYLU_HEADER_MAX_ARGV];
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
     double tps = pylu_clock_ticks_per_sec();
     uint64_t tps_bits;
     memcpy(&tps_bits, &tps, sizeof tps_bits);
@@ -608,8 +635,7 @@ write_header(session_t *s)
     put_le(hdr + PYLU_HDR_VERSION, PYLU_LOG_VERSION, 2);
     put_le(hdr + PYLU_HDR_SIZE, PYLU_HEADER_FIXED + argv_len, 2);
     put_le(hdr + PYLU_HDR_PID, (uint64_t)getpid(), 4);
-    put_le(hdr + PYLU_HDR_START_UNIX_NS,
-           (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec, 8);
+    put_le(hdr + PYLU_HDR_START_UNIX_NS, s->start_unix_ns, 8);
     put_le(hdr + PYLU_HDR_START_TICKS, s->start_ticks, 8);
     put_le(hdr + PYLU_HDR_TICKS_PER_SEC, tps_bits, 8);
     put_le(hdr + PYLU_HDR_CLOCK, (uint64_t)pylu_clock_kind_now(), 4);
@@ -727,7 +753,7 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
         snprintf(err, err_size, "zstd: %s", ZSTD_getErrorName(zr));
         goto error;
     }
-    pylu_clock_pair(&s->start_ticks, &s->start_mono_ns);
+    start_clocks(s);
 
     pthread_mutex_lock(&state_mutex);
     memset(&stats, 0, sizeof stats);
