@@ -271,9 +271,14 @@ def small_disk(tmp_path):
 def test_full_disk_stops_recording_with_a_report_and_the_program_carries_on(live, small_disk):
     path = _record(live, small_disk, frame_ms=5)
     assert path.startswith(str(small_disk))
-    ok, lines = live.run("import random\n"
-                         "for i in range(400000): __main__.compute(random.random())\n"
-                         "_engine.recorder_flush(); s = _engine.recorder_stats()\n"
+    # Random arguments keep the log incompressible; on a starved machine the rings drop
+    # records instead of filling the disk, so keep going (bounded) until recording stops.
+    ok, lines = live.run("import random, time\n"
+                         "deadline = time.monotonic() + 30\n"
+                         "while _engine.recorder_active() and time.monotonic() < deadline:\n"
+                         "    for i in range(50000): __main__.compute(random.random())\n"
+                         "    _engine.recorder_flush()\n"
+                         "s = _engine.recorder_stats()\n"
                          "(_engine.recorder_active(), s['error'])")
     assert ok, lines
     assert lines[-1].startswith("(False, ") and "No space left on device" in lines[-1], lines
