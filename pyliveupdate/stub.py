@@ -137,7 +137,8 @@ class UpdateStub:
                     delay = max(self.retry_max, 5.0)  # a wrong token will not fix itself soon
                 except (OSError, EOFError, protocol.ProtocolError):
                     pass
-                except Exception as e:  # noqa: BLE001
+                except BaseException as e:  # noqa: BLE001 - SystemExit or a stray async
+                    # exception must not end the stub's thread: it would never reconnect
                     self._warn_once(warned, type(e), "connection failed: %r" % e)
                 finally:
                     if stop is self._stop:
@@ -173,7 +174,11 @@ class UpdateStub:
         self.connected.set()
         while self._current(stop):
             msg = channel.recv()
-            reply = self.runner.handle(msg)
+            try:
+                reply = self.runner.handle(msg)
+            except BaseException as e:  # noqa: BLE001 - answer rather than drop the link
+                reply = {"op": "result", "ok": False, "output": "",
+                         "error": "internal error in the stub: %r" % (e,)}
             if reply is not None:
                 reply.setdefault("id", msg.get("id"))
                 channel.send(reply)

@@ -46,7 +46,7 @@ class Target:
     def pid(self):
         return self.proc.pid
 
-    def wait_for_line(self, predicate, timeout=20, stream="stdout", start=0):
+    def wait_for_line(self, predicate, timeout=60, stream="stdout", start=0):
         """Wait until a line from index `start` on satisfies predicate; return it."""
         sink = self.stdout if stream == "stdout" else self.stderr
         deadline = time.monotonic() + timeout
@@ -129,7 +129,7 @@ class LocalController:
             self.lines.extend(text.splitlines())
             self._cv.notify_all()
 
-    def wait_for(self, count, timeout=30):
+    def wait_for(self, count, timeout=60):
         assert self.server.wait_for(count, timeout), (
             "only %d process(es) connected; events: %s"
             % (len(self.server.processes(all_=True)), self.events))
@@ -140,7 +140,7 @@ class LocalController:
         ok = self.console.execute(src)
         return ok, self.lines[mark:]
 
-    def wait_line(self, predicate, timeout=20, start=0, events=False):
+    def wait_line(self, predicate, timeout=60, start=0, events=False):
         sink = self.events if events else self.lines
         deadline = time.monotonic() + timeout
         with self._cv:
