@@ -366,6 +366,8 @@ def main(argv):
         sections.append(("original", lambda deadline: run_original(args, deadline),
                          "original"))
     threads = []
+    if args.parallel_sections and not args.no_others:
+        sections.append(("other_benches", lambda deadline: run_others(args), "others"))
     if args.parallel_sections:
         import threading
         for key, run, _ in sections:
@@ -389,7 +391,7 @@ def main(argv):
     for key, run, share in ([] if threads else sections):
         results[key] = run(deadlines[share])
         write(results, args.out, final=False)
-    if not args.no_others:
+    if not args.no_others and "other_benches" not in results:
         results["other_benches"] = run_others(args)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     load = os.getloadavg()
