@@ -71,7 +71,7 @@ class UpdateStub:
         # Import what commands use now, in the caller's thread: a prefork server that forks
         # while the stub thread is half-way through an import leaves the child a partially
         # initialised module ("cannot import name ... partially initialized module").
-        from . import engine, modifications, recording  # noqa: F401
+        from . import engine, modifications, recording, update  # noqa: F401
         _started.add(self)
         self._thread = threading.Thread(target=self._run, name="pyliveupdate-stub", daemon=True)
         self._thread.start()

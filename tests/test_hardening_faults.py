@@ -298,3 +298,21 @@ def test_removed_log_directory_stops_recording_with_a_report(live, tmp_path):
     # Recording can start again, in a directory that exists.
     path2 = _record(live, tmp_path / "logs2")
     assert path2 != path and os.path.exists(path2)
+
+
+def test_program_printing_hard_while_commands_come_and_go_keeps_running(live):
+    """Each command swaps sys.stdout for a router and back; a program thread in the middle
+    of print() must never see a router that is gone (CPython 3.12's print() holds only a
+    borrowed reference to sys.stdout)."""
+    ok, lines = live.run("import threading, sys\nprinting = [True]\n"
+                         "def spam():\n    i = 0\n    while printing[0]:\n"
+                         "        print('spam', i, 'x' * 20); i += 1\n"
+                         "threading.Thread(target=spam, daemon=True).start()")
+    assert ok, lines
+    for i in range(150):
+        ok, lines = live.run("%d + 1" % i)
+        assert ok and lines == [str(i + 1)], (i, lines, live.app.stderr[-10:])
+    ok, _ = live.run("printing[0] = False")
+    assert ok
+    live.assert_serving()
+    assert not any("Error" in l for l in live.app.stderr), live.app.stderr[-10:]
