@@ -75,6 +75,10 @@ def parse_args(argv):
                         "venv from `./dev env 3.13`, rebuilt if sources changed; '' to skip)")
     p.add_argument("--no-original", action="store_true", help="skip PyLiveUpdate 0.3.1")
     p.add_argument("--no-others", action="store_true", help="skip the other bench_*.py")
+    p.add_argument("--parallel-sections", action="store_true",
+                   help="run the 3.13 and 0.3.1 sections alongside the main table (for a "
+                        "machine that is loaded anyway: figures are CPU-time ratios, so "
+                        "they hold; wall time drops to about the main table's)")
     p.add_argument("--out", default=RESULTS, help="directory for latest.md/latest.json")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 9)
@@ -351,9 +355,27 @@ def main(argv):
         "variants": args.variants,
         "command": "./dev bench" + (" --quick" if args.quick else ""),
     }}
+    results["meta"]["parallel_sections"] = args.parallel_sections
     say("main table on Python %s: %d tools x %d workloads, %d-%d rounds" % (
         results["meta"]["python"], len(args.variants), len(args.workloads),
         args.min_rounds, args.rounds))
+    sections = []
+    if args.extra_python:
+        sections.append(("extra_python", lambda deadline: run_extra(args, deadline), "extra"))
+    if not args.no_original:
+        sections.append(("original", lambda deadline: run_original(args, deadline),
+                         "original"))
+    threads = []
+    if args.parallel_sections and not args.no_others:
+        sections.append(("other_benches", lambda deadline: run_others(args), "others"))
+    if args.parallel_sections:
+        import threading
+        for key, run, _ in sections:
+            def target(key=key, run=run):
+                results[key] = run(deadlines["main"])
+            thread = threading.Thread(target=target, name=key)
+            thread.start()
+            threads.append(thread)
     controller, env = start_controller(sys.executable, env)
     try:
         main_run = run_table(sys.executable, args.variants, args, env, "py" + tag,
@@ -364,14 +386,12 @@ def main(argv):
     results["meta"]["rounds"] = main_run["rounds"]
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     write(results, args.out, final=False)
-
-    if args.extra_python:
-        results["extra_python"] = run_extra(args, deadlines["extra"])
+    for thread in threads:
+        thread.join()
+    for key, run, share in ([] if threads else sections):
+        results[key] = run(deadlines[share])
         write(results, args.out, final=False)
-    if not args.no_original:
-        results["original"] = run_original(args, deadlines["original"])
-        write(results, args.out, final=False)
-    if not args.no_others:
+    if not args.no_others and "other_benches" not in results:
         results["other_benches"] = run_others(args)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     load = os.getloadavg()
