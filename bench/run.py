@@ -353,7 +353,7 @@ def main(argv):
         "rounds": args.rounds, "target_seconds": args.target, "quick": args.quick,
         "budget_seconds": args.budget, "workloads": args.workloads,
         "variants": args.variants,
-        "command": "./dev bench" + (" --quick" if args.quick else ""),
+        "command": " ".join(["./dev bench"] + list(argv)),
     }}
     results["meta"]["parallel_sections"] = args.parallel_sections
     say("main table on Python %s: %d tools x %d workloads, %d-%d rounds" % (
