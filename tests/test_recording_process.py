@@ -15,7 +15,7 @@ from support_recorder import Log, logs_in, private_dir, run_child
 def test_sigkill_leaves_a_log_readable_to_its_last_frame(tmp_path):
     d = private_dir(tmp_path / "logs")
     code = textwrap.dedent(f"""
-        import sys
+        import sys, time
         from pyliveupdate import _engine as e
         e.recorder_describe_code(4, "loop", "<child>", 1, "__main__")
         e.recorder_start({d!r}, frame_ms=20)
@@ -23,6 +23,8 @@ def test_sigkill_leaves_a_log_readable_to_its_last_frame(tmp_path):
         while True:
             j += 1
             e.recorder_emit(6, 4, j)
+            if j % 1000 == 0:
+                time.sleep(0.001)   # paced, so a starved flusher never forces drops here
             if j == 20000:
                 e.recorder_flush()
                 print("FLUSHED", j, flush=True)
