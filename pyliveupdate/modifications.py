@@ -276,13 +276,19 @@ class _Modification(Instrument):
                                 type(e).__name__, e), output.TEXT_ENGINE)
             return False
 
-    def _say(self, message, line=None):
+    def _say(self, label, value, line=None):
+        """One debugger line: '<file>, <line>, <module>.<qualname>: <label>: <value>'.
+
+        The rate limit is checked before the value is formatted: a closed limit must cost
+        next to nothing in the program's hot path."""
+        if not output.admit(self.id):
+            return
         frame = _tls.frame
         code = frame.f_code
         module = frame.f_globals.get("__name__", "?")
-        output.emit(self.id, "%s, %d, %s.%s: %s" % (
+        output.emit(self.id, "%s, %d, %s.%s: %s: %s" % (
             code.co_filename, line or frame.f_lineno or code.co_firstlineno, module,
-            code.co_qualname, message))
+            code.co_qualname, label, _repr.repr(value)), admitted=True)
 
     def describe(self):
         d = super().describe()
@@ -509,13 +515,13 @@ class FuncDebugger(_Modification):
 
     def __init__(self, pattern, condition=None, ttl=None, rate=None):
         def on_begin(_parameters):
-            self._say("parameters: %s" % _repr.repr(_parameters))
+            self._say("parameters", _parameters)
 
         def on_end(_returnvalues, _exception):
             if _exception is not None:
-                self._say("exception: %s" % _repr.repr(_exception))
+                self._say("exception", _exception)
             else:
-                self._say("returnvalues: %s" % _repr.repr(_returnvalues))
+                self._say("returnvalues", _returnvalues)
         super().__init__(pattern, {"func_begin": on_begin, "func_end": on_end},
                          condition=condition, ttl=ttl, rate=rate)
 
@@ -533,11 +539,11 @@ class LineDebugger(_Modification):
 
         def before(_righthands, _line):
             if _righthands:
-                self._say("usevalues: %s" % _repr.repr(_righthands), _line)
+                self._say("usevalues", _righthands, _line)
 
         def after(_lefthands, _line):
             if _lefthands:
-                self._say("defvalues: %s" % _repr.repr(_lefthands), _line)
+                self._say("defvalues", _lefthands, _line)
         super().__init__(pattern, {("line_before", self.lines): before,
                                    ("line_after", self.lines): after},
                          condition=condition, ttl=ttl, rate=rate)
@@ -559,10 +565,10 @@ class VarDebugger(_Modification):
         self.vars = names
 
         def use(_variable, _line):
-            self._say("usevalues: %s" % _repr.repr(_variable), _line)
+            self._say("usevalues", _variable, _line)
 
         def define(_variable, _line):
-            self._say("defvalues: %s" % _repr.repr(_variable), _line)
+            self._say("defvalues", _variable, _line)
         if names:
             payload = {("var_use", names): use, ("var_def", names): define}
         else:  # as the original: no names means every variable of every line

@@ -81,7 +81,36 @@ def remove_stream(callback):
             _streams.remove(callback)
 
 
-def emit(update_id, text, kind=TEXT_DEBUG):
+def _bucket(update_id):  # with _lock held
+    bucket = _buckets.get(update_id)
+    if bucket is None:
+        rate, burst = _limits.get(update_id, _default)
+        bucket = _buckets[update_id] = _Bucket(rate, burst)
+    return bucket
+
+
+def _take(bucket):  # with _lock held
+    if bucket.take():
+        return True
+    bucket.dropped += 1
+    bucket.unreported += 1
+    return False
+
+
+def admit(update_id):
+    """Take one line's place in the update's rate limit *before* the line is built.
+
+    Debuggers call it first, so a closed limit costs a bucket check, not the formatting
+    of values; the line is then sent with ``emit(..., admitted=True)``.
+    """
+    try:
+        with _lock:
+            return _take(_bucket(update_id))
+    except Exception:  # noqa: BLE001 - output must never break the program
+        return False
+
+
+def emit(update_id, text, kind=TEXT_DEBUG, admitted=False):
     """Send one line of output of an update to every sink, within its rate limit.
 
     Never raises: this runs inside the program's own threads.
@@ -90,13 +119,8 @@ def emit(update_id, text, kind=TEXT_DEBUG):
         if len(text) > MAX_LINE:
             text = "%s [... %d characters cut]" % (text[:MAX_LINE], len(text) - MAX_LINE)
         with _lock:
-            bucket = _buckets.get(update_id)
-            if bucket is None:
-                rate, burst = _limits.get(update_id, _default)
-                bucket = _buckets[update_id] = _Bucket(rate, burst)
-            if not bucket.take():
-                bucket.dropped += 1
-                bucket.unreported += 1
+            bucket = _bucket(update_id)
+            if not admitted and not _take(bucket):
                 return False
             bucket.emitted += 1
             notice = _take_notice(update_id, bucket)
