@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import dis
+import os
 import sys
 import threading
 import time
@@ -246,8 +247,8 @@ def _resolve(source, wide):
 
 
 def _update_frame_hook():
-    want = any(a.hooked for a in _armed.values()) or any(
-        src == "frame" for _, src in _watches.values())
+    want = any(a.hooked for a in list(_armed.values())) or any(
+        src == "frame" for _, src in list(_watches.values()))
     installed = _engine.engine_counters()["frame_hook"]
     if want and not installed:
         _engine.frame_hook(True)
@@ -478,9 +479,14 @@ def handler_report(update_id):
 
 # --- watching: code seen later -------------------------------------------------------
 
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _decide(code):
     """Asked by C once per code (per matcher generation)."""
-    for uid in sorted(_watches, key=_order_key):
+    if code.co_filename.startswith(_OWN_DIR):
+        return None  # never our own code: arming it from inside the engine would re-enter it
+    for uid in sorted(list(_watches), key=_order_key):
         matcher, src = _watches[uid]
         try:
             hit = matcher(code)
@@ -511,7 +517,7 @@ def watch(update_id, matcher, source="auto"):
     with _lock:
         _watches[update_id] = (matcher, src)
         _engine.set_decider(_decide)  # new generation: every code is asked again
-        _engine.function_watcher(any(s == "monitoring" for _, s in _watches.values()))
+        _engine.function_watcher(any(s == "monitoring" for _, s in list(_watches.values())))
         _update_frame_hook()
     return src
 
@@ -521,7 +527,7 @@ def unwatch(update_id):
         if _watches.pop(update_id, None) is None:
             return
         _engine.set_decider(_decide if _watches else None)
-        _engine.function_watcher(any(s == "monitoring" for _, s in _watches.values()))
+        _engine.function_watcher(any(s == "monitoring" for _, s in list(_watches.values())))
         _update_frame_hook()
 
 
