@@ -1,6 +1,7 @@
 """Helpers for the controller tests: real target processes and a real controller."""
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -29,8 +30,10 @@ class Target:
     """A program started in a subprocess; its stdout/stderr are collected by threads."""
 
     def __init__(self, argv, env, cwd=None):
+        # Its own session, so stop() can end the workers a prefork program forked too.
         self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     start_new_session=True)
         self.stdout, self.stderr = [], []
         self._cv = threading.Condition()
         for stream, sink in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr)):
@@ -74,6 +77,10 @@ class Target:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        try:  # whatever it forked and left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def target_env(port, token, **extra):
