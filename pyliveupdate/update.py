@@ -277,34 +277,26 @@ class UpdateManager:
     @staticmethod
     def apply_update(update_or_id):
         """Apply (or re-apply) an update; prints the outcome. Returns True on success."""
+        return UpdateManager._act(update_or_id, "apply", "applied")
+
+    @staticmethod
+    def revert_update(update_id):
+        """Revert an update (any order); prints the outcome. Returns True on success."""
+        return UpdateManager._act(update_id, "revert", "reverted")
+
+    @staticmethod
+    def _act(update_or_id, action, done):
         update = UpdateManager._lookup(update_or_id)
         if update is None:
             print("Update %s not found" % (update_or_id,))
             return False
         before = len(update.notes)
         try:
-            update.apply()
+            getattr(update, action)()
         except UpdateError as e:
-            print("Update %d not applied: %s" % (update.id, e))
+            print("Update %d not %s: %s" % (update.id, done, e))
             return False
-        print("Update %d applied" % update.id)
-        for note in update.notes[before:]:
-            print("  note: %s" % note)
-        return True
-
-    @staticmethod
-    def revert_update(update_id):
-        update = UpdateManager._lookup(update_id)
-        if update is None:
-            print("Update %s not found" % (update_id,))
-            return False
-        before = len(update.notes)
-        try:
-            update.revert()
-        except UpdateError as e:
-            print("Update %d not reverted: %s" % (update.id, e))
-            return False
-        print("Update %d reverted" % update.id)
+        print("Update %d %s" % (update.id, done))
         for note in update.notes[before:]:
             print("  note: %s" % note)
         return True
