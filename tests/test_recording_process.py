@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -39,6 +40,7 @@ def test_sigkill_leaves_a_log_readable_to_its_last_frame(tmp_path):
         size = os.path.getsize(path)
         while os.path.getsize(path) < size + 2000 and child.poll() is None:
             os.sched_yield()
+        time.sleep(0.15)   # several frame_ms periods: at least one more frame is complete
         assert child.poll() is None, "the child died before it was killed"
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
