@@ -26,6 +26,20 @@ def new_token():
     return secrets.token_hex(24)
 
 
+def _wait_for_line(cv, sink, predicate, start, timeout, failure, stop_early=lambda: False):
+    """Wait on `cv` until a line of `sink` from index `start` on satisfies predicate."""
+    deadline = time.monotonic() + timeout
+    with cv:
+        while True:
+            for line in sink[start:]:
+                if predicate(line):
+                    return line
+            left = deadline - time.monotonic()
+            if left <= 0 or stop_early():
+                raise AssertionError(failure())
+            cv.wait(min(left, 0.2))
+
+
 class Target:
     """A program started in a subprocess; its stdout/stderr are collected by threads."""
 
@@ -52,19 +66,12 @@ class Target:
     def wait_for_line(self, predicate, timeout=60, stream="stdout", start=0):
         """Wait until a line from index `start` on satisfies predicate; return it."""
         sink = self.stdout if stream == "stdout" else self.stderr
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                for line in sink[start:]:
-                    if predicate(line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError("no matching line on %s of pid %d within %ss;\n"
-                                         "stdout tail: %s\nstderr tail: %s"
-                                         % (stream, self.pid, timeout, self.stdout[-10:],
-                                            self.stderr[-20:]))
-                self._cv.wait(min(left, 0.2))
+        return _wait_for_line(
+            self._cv, sink, predicate, start, timeout,
+            stop_early=lambda: self.proc.poll() is not None,
+            failure=lambda: "no matching line on %s of pid %d within %ss;\n"
+                            "stdout tail: %s\nstderr tail: %s"
+                            % (stream, self.pid, timeout, self.stdout[-10:], self.stderr[-20:]))
 
     def alive(self):
         return self.proc.poll() is None
@@ -149,17 +156,10 @@ class LocalController:
 
     def wait_line(self, predicate, timeout=60, start=0, events=False):
         sink = self.events if events else self.lines
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                for line in sink[start:]:
-                    if predicate(line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no matching controller line; last lines: %s; events: %s"
-                                         % (self.lines[-15:], self.events[-10:]))
-                self._cv.wait(min(left, 0.2))
+        return _wait_for_line(
+            self._cv, sink, predicate, start, timeout,
+            failure=lambda: "no matching controller line; last lines: %s; events: %s"
+                            % (self.lines[-15:], self.events[-10:]))
 
     def close(self):
         self.server.close()
