@@ -155,8 +155,9 @@ typedef struct {
     uint64_t start_unix_ns;     /* wall clock at start_ticks: the header's time origin */
     pthread_t thread;
     ZSTD_CCtx *cctx;
-    bytebuf pack;       /* the open frame's uncompressed records */
-    bytebuf out;        /* compressed bytes of one frame */
+    bytebuf pack;       /* records packed since the last feed to zstd */
+    bytebuf out;        /* compressed bytes of the open frame, written when it ends */
+    size_t frame_raw;   /* uncompressed bytes fed into the open frame */
     int frame_open;
     uint32_t frame_no;
     uint32_t selected;  /* thread of the last THREAD_SELECT in the open frame */
@@ -166,11 +167,12 @@ typedef struct {
     int failed;
     /* counters owned by the flusher, published to `stats` by publish() */
     uint64_t events, lost, bytes, frames, threads, dropped_freed, dropped_live, cpu_ns, cycles;
+    uint64_t max_cycle_ns, max_gap_ns;
 } session_t;
 
 /* state_mutex guards the fields below and the request/ack counters. */
 static pthread_mutex_t state_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t state_cond;   /* on CLOCK_MONOTONIC: see init_state_cond */
+static pthread_cond_t state_cond = PTHREAD_COND_INITIALIZER;  /* flush acknowledgements */
 static session_t *session = NULL;
 static int stop_requested;
 static uint64_t flush_requested, flush_done;
@@ -179,20 +181,6 @@ static struct pylu_flusher_config child_cfg;  /* the parent's settings, seen by 
 static int child_should_restart;
 static char *saved_directory, *saved_argv;
 static size_t saved_argv_len;
-
-/* The flusher's timed waits are against CLOCK_MONOTONIC (the default REALTIME clock would
- * make every deadline computed from the monotonic clock lie in the past). */
-static void
-init_state_cond(void)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&state_cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
-static pthread_once_t state_cond_once = PTHREAD_ONCE_INIT;
 
 static void
 session_report_error(session_t *s, const char *what, int err)
@@ -231,6 +219,8 @@ publish(session_t *s)
     stats.dropped = s->dropped_freed + s->dropped_live;
     stats.flusher_cpu_ns = s->cpu_ns;
     stats.cycles = s->cycles;
+    stats.max_cycle_ns = s->max_cycle_ns;
+    stats.max_gap_ns = s->max_gap_ns;
     pthread_mutex_unlock(&state_mutex);
 }
 
@@ -282,6 +272,39 @@ frame_open(session_t *s)
     return 0;
 }
 
+/* Compress what is packed into the open frame. Called after every ring drain, so the
+ * compression work is spread over the cycles: ending a frame then compresses at most one
+ * zstd block, and no cycle is long enough for a fast producer to fill its ring. */
+static int
+frame_feed(session_t *s, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {s->pack.data, s->pack.len, 0};
+    size_t remaining;
+    do {
+        if (buf_reserve(&s->out, ZSTD_CStreamOutSize()) < 0) {
+            session_report_error(s, "out of memory compressing", ENOMEM);
+            return -1;
+        }
+        ZSTD_outBuffer out = {s->out.data, s->out.cap, s->out.len};
+        remaining = ZSTD_compressStream2(s->cctx, &out, &in, mode);
+        s->out.len = out.pos;
+        if (ZSTD_isError(remaining)) {
+            session_report_error(s, ZSTD_getErrorName(remaining), 0);
+            return -1;
+        }
+    } while (in.pos < in.size || (mode == ZSTD_e_end && remaining != 0));
+    s->frame_raw += s->pack.len;
+    s->pack.len = 0;
+    return 0;
+}
+
+/* Uncompressed size of the open frame, fed or not yet fed. */
+static size_t
+frame_size(const session_t *s)
+{
+    return s->frame_raw + s->pack.len;
+}
+
 static int
 frame_end(session_t *s)
 {
@@ -290,21 +313,19 @@ frame_end(session_t *s)
     }
     s->frame_open = 0;
     s->frame_no++;
+    s->frame_raw = 0;
     if (s->failed) {
         s->pack.len = 0;
+        s->out.len = 0;
         return -1;
     }
-    size_t bound = ZSTD_compressBound(s->pack.len);
-    if (buf_reserve(&s->out, bound) < 0) {
-        session_report_error(s, "out of memory compressing", ENOMEM);
+    int rc = frame_feed(s, ZSTD_e_end);
+    s->frame_raw = 0;
+    if (rc < 0) {
         return -1;
     }
-    size_t n = ZSTD_compress2(s->cctx, s->out.data, s->out.cap, s->pack.data, s->pack.len);
-    s->pack.len = 0;
-    if (ZSTD_isError(n)) {
-        session_report_error(s, ZSTD_getErrorName(n), 0);
-        return -1;
-    }
+    size_t n = s->out.len;
+    s->out.len = 0;
     if (write_all(s, s->out.data, n) < 0) {
         return -1;
     }
@@ -506,8 +527,13 @@ cycle(session_t *s)
                 }
             }
         }
-        if (s->pack.len >= PYLU_FRAME_TARGET_BYTES) {
-            frame_end(s);
+        if (!s->failed) {
+            if (frame_size(s) >= PYLU_FRAME_TARGET_BYTES) {
+                frame_end(s);
+            }
+            else {
+                frame_feed(s, ZSTD_e_continue);
+            }
         }
         if (snaps[i].orphaned) {
             pylu_registry_lock();
@@ -532,24 +558,28 @@ flusher_main(void *arg)
 {
     session_t *s = arg;
     uint64_t wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
-    uint64_t last_cycle = pylu_clock_mono_ns();
+    uint64_t last_cycle = pylu_clock_mono_ns(), last_start = last_cycle;
     for (;;) {
+        /* Sleep until the timer, a flush or stop request, or a producer whose ring
+         * passed half full (see pylu_ring_check_fill). */
+        uint32_t seq = pylu_registry_wake_seq();
         pthread_mutex_lock(&state_mutex);
         uint64_t want_flush = flush_requested;
-        if (!stop_requested && want_flush == flush_done) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += (long)wait_ns;
-            while (until.tv_nsec >= 1000000000L) {
-                until.tv_nsec -= 1000000000L;
-                until.tv_sec++;
-            }
-            pthread_cond_timedwait(&state_cond, &state_mutex, &until);
-            want_flush = flush_requested;
-        }
         int stopping = stop_requested;
         pthread_mutex_unlock(&state_mutex);
+        if (!stopping && want_flush == flush_done) {
+            pylu_registry_sleep(seq, wait_ns);
+            pthread_mutex_lock(&state_mutex);
+            want_flush = flush_requested;
+            stopping = stop_requested;
+            pthread_mutex_unlock(&state_mutex);
+        }
 
+        uint64_t started = pylu_clock_mono_ns();
+        if (s->cycles > 0 && started - last_start > s->max_gap_ns) {
+            s->max_gap_ns = started - last_start;
+        }
+        last_start = started;
         double fill = cycle(s);
         uint64_t now = pylu_clock_mono_ns();
         /* Come back before the fullest ring, at its current pace, is an eighth full. */
@@ -569,10 +599,14 @@ flusher_main(void *arg)
             publish(s);
             break;
         }
-        if (s->frame_open && (want_flush != flush_done || s->pack.len >= PYLU_FRAME_TARGET_BYTES ||
+        if (s->frame_open && (want_flush != flush_done || frame_size(s) >= PYLU_FRAME_TARGET_BYTES ||
                               now - s->frame_started_ns >= (uint64_t)s->cfg.frame_ms * 1000000u)) {
             frame_end(s);
             publish(s);
+        }
+        uint64_t ended = pylu_clock_mono_ns();
+        if (ended - started > s->max_cycle_ns) {
+            s->max_cycle_ns = ended - started;
         }
         if (want_flush != flush_done) {
             pthread_mutex_lock(&state_mutex);
@@ -712,7 +746,6 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
         return -1;
     }
     pylu_clock_init();
-    pthread_once(&state_cond_once, init_state_cond);
     session_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -808,8 +841,8 @@ pylu_flusher_stop(void)
         return -1;
     }
     stop_requested = 1;
-    pthread_cond_broadcast(&state_cond);
     pthread_mutex_unlock(&state_mutex);
+    pylu_registry_wake();
     /* No producer is inside pylu_record after this (they hold the GIL, and so does our
      * caller); the final cycle sees every committed record. */
     pylu_registry_halt();
@@ -836,7 +869,7 @@ pylu_flusher_flush(void)
         return -1;
     }
     uint64_t ticket = ++flush_requested;
-    pthread_cond_broadcast(&state_cond);
+    pylu_registry_wake();
     while (flush_done < ticket && session != NULL && !stop_requested) {
         pthread_cond_wait(&state_cond, &state_mutex);
     }
@@ -953,7 +986,7 @@ atfork_child(void)
     pthread_mutex_unlock(&state_mutex);
     pylu_live_unlock();
     /* Condition variables may have had waiters (threads that do not exist here). */
-    init_state_cond();
+    pthread_cond_init(&state_cond, NULL);
 }
 
 static void

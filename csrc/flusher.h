@@ -36,8 +36,11 @@ struct pylu_stats {
     uint64_t threads;
     uint64_t codes;
     uint64_t texts;
-    uint64_t flusher_cpu_ns;
-    uint64_t cycles;          /* drain cycles run (wake-ups) */  /* CPU time of the flusher thread: its cost, whatever the load */
+    uint64_t flusher_cpu_ns;  /* CPU time of the flusher thread: its cost, whatever the load */
+    uint64_t cycles;          /* drain cycles run (wake-ups) */
+    uint64_t max_cycle_ns;    /* longest cycle (drain, compress, write) */
+    uint64_t max_gap_ns;      /* longest time from one cycle's start to the next: how long
+                                 a ring had to hold what its thread produced */
     char error[4608];       /* empty, or why recording stopped */
 };
 

@@ -169,7 +169,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -183,6 +183,8 @@ recorder_stats(PyObject *module, PyObject *unused)
         "texts", (unsigned long long)st.texts,
         "flusher_cpu_ns", (unsigned long long)st.flusher_cpu_ns,
         "cycles", (unsigned long long)st.cycles,
+        "max_cycle_ns", (unsigned long long)st.max_cycle_ns,
+        "max_gap_ns", (unsigned long long)st.max_gap_ns,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "ring.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ pylu_ring_attach_slow(void)
     }
     ck_ring_init(&r->ring, slots);
     r->buf = buf;
+    r->wake_mask = (slots / 4 < 1024 ? slots / 4 : 1024) - 1;
     r->os_tid = (int32_t)syscall(SYS_gettid);
     if (pylu_ring_name_hook != NULL) {
         pylu_ring_name_hook(r->name, sizeof r->name);
@@ -149,6 +151,48 @@ pylu_registry_unlink(struct pylu_ring *ring)
     }
 }
 
+/* ------------------------------------------------------------------ waking the flusher */
+
+static _Atomic uint32_t wake_seq;      /* a futex word */
+static _Atomic int consumer_sleeping;
+
+uint32_t
+pylu_registry_wake_seq(void)
+{
+    return atomic_load(&wake_seq);
+}
+
+void
+pylu_registry_sleep(uint32_t seq, uint64_t timeout_ns)
+{
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    /* Sequentially consistent: a waker that bumps the sequence after our check below
+     * sees `consumer_sleeping` set, and the kernel compares the word again. */
+    atomic_store(&consumer_sleeping, 1);
+    if (atomic_load(&wake_seq) == seq) {
+        syscall(SYS_futex, &wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+    }
+    atomic_store(&consumer_sleeping, 0);
+}
+
+void
+pylu_registry_wake(void)
+{
+    atomic_fetch_add(&wake_seq, 1);
+    if (atomic_load(&consumer_sleeping)) {
+        syscall(SYS_futex, &wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
+
+void
+pylu_ring_check_fill(struct pylu_ring *r)
+{
+    unsigned int fill = r->ring.p_tail - ck_pr_load_uint(&r->ring.c_head);
+    if (fill >= r->ring.size / 2) {
+        pylu_registry_wake();
+    }
+}
+
 void pylu_registry_atfork_prepare(void) { pthread_mutex_lock(&registry_mutex); }
 void pylu_registry_atfork_parent(void) { pthread_mutex_unlock(&registry_mutex); }
 
@@ -160,6 +204,7 @@ pylu_registry_atfork_child(void)
     registry_head = NULL;
     atomic_store_explicit(&pylu_session, 0, memory_order_relaxed);
     atomic_store_explicit(&alloc_failures, 0, memory_order_relaxed);
+    atomic_store(&consumer_sleeping, 0);   /* the parent's flusher is not ours */
     pthread_mutex_unlock(&registry_mutex);
     while (r != NULL) {
         struct pylu_ring *next = r->next;

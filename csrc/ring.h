@@ -46,6 +46,7 @@ struct pylu_ring {
     _Atomic int orphaned;         /* owner thread exited (release); set under the registry lock */
     uint32_t thread;              /* index in the log (0, 1, ...), never reused in a session */
     int32_t os_tid;
+    uint32_t wake_mask;           /* the producer checks its fill every wake_mask+1 records */
     char name[64];
     /* Fields below belong to the flusher. */
     int announced;
@@ -71,6 +72,10 @@ extern _Atomic uint32_t pylu_session;
  * counts the lost record) when not recording or out of memory. */
 struct pylu_ring *pylu_ring_attach_slow(void) __attribute__((cold, noinline));
 
+/* Cold: the producer's periodic fill check; wakes the flusher early when the ring is at
+ * least half full (a burst after a quiet spell must not wait for the flusher's timer). */
+void pylu_ring_check_fill(struct pylu_ring *r) __attribute__((cold, noinline));
+
 /* Optional: fills a thread's display name at ring creation (set by the Python glue). */
 extern void (*pylu_ring_name_hook)(char *name, size_t size);
 
@@ -90,6 +95,13 @@ void pylu_registry_unlock(void);
 struct pylu_ring *pylu_registry_first(void);            /* lock held */
 void pylu_registry_unlink(struct pylu_ring *ring);      /* lock held; caller frees */
 void pylu_ring_free(struct pylu_ring *ring);
+
+/* Waking the flusher. It reads the sequence before looking for work, then sleeps until
+ * the sequence changes or the timeout passes. pylu_registry_wake is lock-free and makes a
+ * syscall only when the flusher is asleep; any thread may call it. */
+uint32_t pylu_registry_wake_seq(void);
+void pylu_registry_sleep(uint32_t seq, uint64_t timeout_ns);
+void pylu_registry_wake(void);
 
 /* fork: prepare locks the registry, parent unlocks, child discards inherited rings. */
 void pylu_registry_atfork_prepare(void);
