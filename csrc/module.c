@@ -10,6 +10,7 @@ static const pylu_part parts[] = {
     {pylu_recorder_exec, pylu_recorder_methods},
     {pylu_reader_exec, pylu_reader_methods},
     {pylu_engine_exec, pylu_engine_methods},
+    {pylu_dispatch_exec, pylu_dispatch_methods},
     {pylu_calltree_exec, pylu_calltree_methods},
 };
 

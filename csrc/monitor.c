@@ -5,6 +5,7 @@
  * codes; PY_UNWIND and PY_THROW can only be global, so they are filtered here by the
  * code's state.  Timing points only read the state and call pylu_record(). */
 #include "monitor.h"
+#include "dispatch.h"
 
 int pylu_callback_mode = PYLU_MODE_NORMAL;
 uint64_t pylu_dispatch_errors = 0;
@@ -38,15 +39,23 @@ pylu_call_dispatch(pylu_codestate *st, int kind, PyObject *line, PyObject *arg)
     }
     PyObject *saved = PyErr_GetRaisedException();
     Py_INCREF(dispatch); /* a handler may disarm this code while it runs */
-    PyObject *frame = (PyObject *)PyEval_GetFrame();
-    PyObject *args[4] = {kind_obj[kind], frame ? frame : Py_None, line ? line : Py_None,
-                         arg ? arg : Py_None};
-    PyObject *res = PyObject_Vectorcall(dispatch, args, 4, NULL);
-    if (res == NULL) {
-        pylu_dispatch_errors++;
-        PyErr_Clear();
+    if (PYLU_LIKELY(pylu_is_dispatcher(dispatch))) {
+        if (pylu_dispatcher_run(dispatch, kind, NULL, line, arg) < 0) {
+            pylu_dispatch_errors++;
+            PyErr_Clear();
+        }
     }
-    Py_XDECREF(res);
+    else {
+        PyObject *frame = (PyObject *)PyEval_GetFrame();
+        PyObject *args[4] = {kind_obj[kind], frame ? frame : Py_None, line ? line : Py_None,
+                             arg ? arg : Py_None};
+        PyObject *res = PyObject_Vectorcall(dispatch, args, 4, NULL);
+        if (res == NULL) {
+            pylu_dispatch_errors++;
+            PyErr_Clear();
+        }
+        Py_XDECREF(res);
+    }
     Py_DECREF(dispatch);
     PyErr_SetRaisedException(saved);
 }

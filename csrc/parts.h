@@ -17,6 +17,10 @@ extern PyMethodDef pylu_reader_methods[];
 int pylu_engine_exec(PyObject *module);
 extern PyMethodDef pylu_engine_methods[];
 
+/* dispatch: the handler Dispatcher and HandlerStats types (dispatch.c) */
+int pylu_dispatch_exec(PyObject *module);
+extern PyMethodDef pylu_dispatch_methods[];
+
 /* calltree: fast aggregation of decoded events for pylu-processlogs (calltree.c) */
 int pylu_calltree_exec(PyObject *module);
 extern PyMethodDef pylu_calltree_methods[];

@@ -10,12 +10,10 @@ Importing this module takes nothing: no tool id, no hook, no watcher until first
 """
 from __future__ import annotations
 
-import _thread
 import dis
 import os
 import sys
 import threading
-import time
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -25,12 +23,12 @@ from . import _engine
 
 __all__ = [
     "Request", "arm", "disarm", "watch", "unwatch", "armed_codes", "status",
-    "handler_report", "set_time_budget", "shutdown", "frame_source_refusal",
+    "handler_report", "handler_stats", "set_time_budget", "shutdown", "frame_source_refusal",
     "MAX_CONSECUTIVE_FAILURES",
 ]
 
 SOURCES = ("auto", "monitoring", "frame")
-MAX_CONSECUTIVE_FAILURES = 10
+MAX_CONSECUTIVE_FAILURES = _engine.MAX_CONSECUTIVE_FAILURES
 
 # The deepest recursion the frame hook allows on 3.13 (measured by
 # tests/test_engine_frame.py: every Python call then also recurses on the C stack; a
@@ -83,21 +81,10 @@ class Request:
                     or self.on_func_end or self.on_line_before or self.on_line_after)
 
 
-class _UpdateStats:
-    """Handler bookkeeping of one update, shared by all its codes."""
-    __slots__ = ("update_id", "calls", "errors", "consecutive", "last_error", "disabled",
-                 "disabled_reason", "time_ns", "budget_ns")
-
-    def __init__(self, update_id):
-        self.update_id = update_id
-        self.calls = 0
-        self.errors = 0
-        self.consecutive = 0
-        self.last_error = None
-        self.disabled = False
-        self.disabled_reason = None
-        self.time_ns = 0
-        self.budget_ns = None
+class _UpdateStats(_engine.HandlerStats):
+    """Handler bookkeeping of one update, shared by all its codes.  The counting, the
+    time budget and the output gate run in C (dispatch.c); these run on its rare paths."""
+    __slots__ = ()
 
     def report(self):
         return {
@@ -106,10 +93,14 @@ class _UpdateStats:
             "disabled": self.disabled, "disabled_reason": self.disabled_reason,
             "time_spent_s": self.time_ns / 1e9,
             "time_budget_s": None if self.budget_ns is None else self.budget_ns / 1e9,
+            "skipped_while_output_closed": self.skipped,
         }
 
+    def _failed(self, exc):
+        self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
     def switch_off(self, reason):
-        if self.disabled:
+        if self.disabled_reason is not None:
             return
         self.disabled = True
         self.disabled_reason = reason
@@ -128,75 +119,9 @@ def _engine_report(text):
         pass
 
 
-def _call_handler(stats, fn, args):
-    """Run one handler; never let anything escape into the program."""
-    if stats.disabled:
-        return
-    stats.calls += 1
-    t0 = time.perf_counter_ns()
-    try:
-        fn(*args)
-    except KeyboardInterrupt:
-        # The user's Ctrl-C belongs to the program, not to the handler.
-        _thread.interrupt_main()
-        stats.consecutive = 0
-    except BaseException as exc:  # noqa: B902 — a handler must never disturb the target
-        stats.errors += 1
-        stats.consecutive += 1
-        stats.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        if stats.consecutive >= MAX_CONSECUTIVE_FAILURES:
-            stats.switch_off("%d consecutive failures; last: %s"
-                             % (stats.consecutive, stats.last_error))
-    else:
-        stats.consecutive = 0
-    finally:
-        stats.time_ns += time.perf_counter_ns() - t0
-        if stats.budget_ns is not None and stats.time_ns > stats.budget_ns:
-            stats.switch_off("time budget of %.3f s exceeded" % (stats.budget_ns / 1e9))
-
-
-class _Dispatcher:
-    """Called from C for one code: (kind, frame, line, arg).  Runs every update's
-    handlers for that point in update-id order."""
-    __slots__ = ("begin", "end", "before", "after", "pending")
-
-    def __init__(self, begin, end, before, after):
-        self.begin = begin      # [(stats, f)]
-        self.end = end          # [(stats, f)]
-        self.before = before    # {line: [(stats, f)]}
-        self.after = after      # {line: [(stats, f)]}
-        self.pending = {}       # frame -> line whose "after" handlers are due
-
-    def __call__(self, kind, frame, line, arg):
-        if kind == _engine.DISPATCH_LINE:
-            if self.pending:
-                self._close(frame)
-            handlers = self.before.get(line)
-            if handlers:
-                for stats, fn in handlers:
-                    _call_handler(stats, fn, (frame, line))
-            if line in self.after:
-                self.pending[frame] = line
-        elif kind == _engine.DISPATCH_START:
-            for stats, fn in self.begin:
-                _call_handler(stats, fn, (frame,))
-        elif kind == _engine.DISPATCH_RETURN or kind == _engine.DISPATCH_UNWIND:
-            if self.pending:
-                self._close(frame)
-            if self.end:
-                retval, exc = (arg, None) if kind == _engine.DISPATCH_RETURN else (None, arg)
-                for stats, fn in self.end:
-                    _call_handler(stats, fn, (frame, retval, exc))
-        elif kind == _engine.DISPATCH_YIELD:
-            # The slice ends at a yield: the line's "after" runs now.
-            if self.pending:
-                self._close(frame)
-
-    def _close(self, frame):
-        line = self.pending.pop(frame, None)
-        if line is not None:
-            for stats, fn in self.after[line]:
-                _call_handler(stats, fn, (frame, line))
+# Called from C for one code as (kind, frame, line, arg): runs every update's handlers
+# for that point in update-id order, with "line after" semantics (dispatch.c).
+_Dispatcher = _engine.Dispatcher
 
 
 class _Armed:
@@ -469,6 +394,12 @@ def set_time_budget(update_id, seconds):
         raise ValueError("time budget must be a positive number of seconds or None")
     with _lock:
         _stats_for(update_id).budget_ns = None if seconds is None else int(seconds * 1e9)
+
+
+def handler_stats(update_id):
+    """The update's HandlerStats (made if needed): output.set_gate takes it."""
+    with _lock:
+        return _stats_for(update_id)
 
 
 def handler_report(update_id):

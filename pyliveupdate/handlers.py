@@ -23,6 +23,8 @@ import dis
 import inspect
 from dataclasses import dataclass
 
+from . import _engine
+
 __all__ = ["HandlerError", "JOIN_POINTS", "LineInfo", "analyse", "code_lines",
            "target_names", "bind"]
 
@@ -285,6 +287,22 @@ def _has(params, name):
     return any(p == name for p, _ in params)
 
 
+_NO_LOCALS = {}
+
+
+def _arguments(frame, local_values, names):
+    """The values of the target's parameters (`_parameters`)."""
+    if local_values is _NO_LOCALS:
+        return _engine.frame_vars(frame, names)
+    return _values(frame, local_values, names)
+
+
+def _reads_locals(params, specials):
+    """Whether the handler has a parameter bound to a local of the target: only then is
+    frame.f_locals built (the dearest step of a handler call, ~1.4 us on the bench VM)."""
+    return any(name not in specials for name, _ in params)
+
+
 def bind(kind, handler, code, arg, display):
     """Engine callables for one join point on one code object.
 
@@ -296,22 +314,24 @@ def bind(kind, handler, code, arg, display):
     if kind == "func_begin":
         arg_names = parameter_names(code)
         want_params = _has(params, "_parameters")
+        need_locals = _reads_locals(params, ("_parameters",))
 
         def on_func_begin(frame):
-            loc = frame.f_locals
-            specials = {"_parameters": _values(frame, loc, arg_names)} if want_params else {}
+            loc = frame.f_locals if need_locals else _NO_LOCALS
+            specials = {"_parameters": _arguments(frame, loc, arg_names)} if want_params else {}
             handler(**_kwargs(params, frame, loc, specials))
         return "on_func_begin", on_func_begin
 
     if kind == "func_end":
         arg_names = parameter_names(code)
         want_params = _has(params, "_parameters")
+        need_locals = _reads_locals(params, ("_parameters", "_returnvalues", "_exception"))
 
         def on_func_end(frame, retval, exc):
-            loc = frame.f_locals
+            loc = frame.f_locals if need_locals else _NO_LOCALS
             specials = {"_returnvalues": retval, "_exception": exc}
             if want_params:
-                specials["_parameters"] = _values(frame, loc, arg_names)
+                specials["_parameters"] = _arguments(frame, loc, arg_names)
             handler(**_kwargs(params, frame, loc, specials))
         return "on_func_end", on_func_end
 
@@ -350,8 +370,10 @@ def bind(kind, handler, code, arg, display):
 
 
 def _line_callable(handler, params, special, names, want_values):
+    need_locals = want_values or _reads_locals(params, (special, "_line"))
+
     def on_line(frame, line):
-        loc = frame.f_locals
+        loc = frame.f_locals if need_locals else _NO_LOCALS
         specials = {"_line": line}
         if want_values:
             specials[special] = _values(frame, loc, names)

@@ -216,6 +216,16 @@ class _Modification(Instrument):
     def _after_apply(self):
         pass
 
+    # Debuggers: the handlers only emit lines, so while the rate limit is spent the
+    # engine may skip them in C (output.set_gate) instead of building lines to drop.
+    _output_only = False
+
+    def _apply(self):
+        super()._apply()
+        if self._output_only:
+            from . import engine
+            output.set_gate(self.id, engine.handler_stats(self.id))
+
     def _revert(self):
         super()._revert()
         output.forget(self.id)
@@ -512,6 +522,7 @@ def _module_of(update, code):
 class FuncDebugger(_Modification):
     """FD.debug(scope): print each call's arguments and its return value (or exception)."""
     kind = "FuncDebugger"
+    _output_only = True
 
     def __init__(self, pattern, condition=None, ttl=None, rate=None):
         def on_begin(_parameters):
@@ -533,6 +544,7 @@ class FuncDebugger(_Modification):
 class LineDebugger(_Modification):
     """LD.debug(func, lines=()): before each line the values it reads, after it those it wrote."""
     kind = "LineDebugger"
+    _output_only = True
 
     def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None):
         self.lines = _line_tuple(lines)
@@ -556,6 +568,7 @@ class LineDebugger(_Modification):
 class VarDebugger(_Modification):
     """VD.debug(func, vars): the named variables' values where a line reads or writes them."""
     kind = "VarDebugger"
+    _output_only = True
     _tolerant = True
 
     def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None):

@@ -6,6 +6,11 @@ live stream (when a stub is connected). Each update has a rate limit (a token bu
 default DEFAULT_RATE lines per second with bursts of DEFAULT_BURST); lines over the
 limit are dropped, counted, and the count is reported in every sink the next time that
 update gets a line through, or when report_drops() runs (the stub calls it every second).
+
+An update whose handlers do nothing but print (the debuggers) also registers a *gate*
+(its engine HandlerStats): while its limit is spent, the gate is closed until the next
+line is due, and the engine skips those handlers in C instead of building lines that
+would be dropped. Skipped calls are counted and reported with the drops.
 """
 import os
 import sys
@@ -26,17 +31,30 @@ _lock = threading.Lock()
 _buckets = {}          # update id -> _Bucket
 _limits = {}           # update id -> (rate, burst)
 _default = [DEFAULT_RATE, DEFAULT_BURST]
+_gates = {}            # update id -> engine HandlerStats (gate_until_ns, skipped)
 _streams = []          # callables(update_id, kind, text) -> None; the connected stub(s)
 _to_stderr = [True]
 
 
 class _Bucket:
-    __slots__ = ("rate", "burst", "tokens", "stamp", "dropped", "unreported", "emitted")
+    __slots__ = ("rate", "burst", "tokens", "stamp", "dropped", "unreported", "emitted",
+                 "gate", "skipped_reported")
 
-    def __init__(self, rate, burst):
+    def __init__(self, rate, burst, gate=None):
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
         self.dropped = self.unreported = self.emitted = 0
+        self.gate = gate
+        self.skipped_reported = 0
+
+    def close_gate(self):
+        """Skip the update's handlers until the next token is due."""
+        if self.gate is not None:
+            wait = (1.0 - self.tokens) / self.rate
+            self.gate.gate_until_ns = time.monotonic_ns() + max(1, int(wait * 1e9))
+
+    def skipped(self):
+        return self.gate.skipped if self.gate is not None else 0
 
     def take(self):
         now = time.monotonic()
@@ -65,6 +83,17 @@ def set_rate_limit(per_second, update_id=None, burst=None):
                 bucket.tokens = min(bucket.tokens, burst)
 
 
+def set_gate(update_id, gate):
+    """Let the update's rate limit close `gate` (its engine HandlerStats) while the limit
+    is spent. Only for updates whose handlers do nothing but emit lines."""
+    with _lock:
+        _gates[update_id] = gate
+        bucket = _buckets.get(update_id)
+        if bucket is not None:
+            bucket.gate = gate
+            bucket.skipped_reported = gate.skipped
+
+
 def send_to_stderr(enabled):
     """Turn the copy on the program's stderr on or off (log and stream are unaffected)."""
     _to_stderr[0] = bool(enabled)
@@ -85,7 +114,9 @@ def _bucket(update_id):  # with _lock held
     bucket = _buckets.get(update_id)
     if bucket is None:
         rate, burst = _limits.get(update_id, _default)
-        bucket = _buckets[update_id] = _Bucket(rate, burst)
+        gate = _gates.get(update_id)
+        bucket = _buckets[update_id] = _Bucket(rate, burst, gate)
+        bucket.skipped_reported = gate.skipped if gate is not None else 0
     return bucket
 
 
@@ -94,6 +125,7 @@ def _take(bucket):  # with _lock held
         return True
     bucket.dropped += 1
     bucket.unreported += 1
+    bucket.close_gate()
     return False
 
 
@@ -137,9 +169,13 @@ def _take_notice(update_id, bucket):
     if not bucket.unreported:
         return None
     n, bucket.unreported = bucket.unreported, 0
+    skipped = bucket.skipped() - bucket.skipped_reported
+    bucket.skipped_reported += skipped
     return ("[pyliveupdate] update %s: %d line%s of output dropped by the rate limit "
-            "(%g lines/s; %d dropped in all)" % (update_id, n, "" if n == 1 else "s",
-                                                bucket.rate, bucket.dropped))
+            "(%g lines/s; %d dropped in all)%s" % (
+                update_id, n, "" if n == 1 else "s", bucket.rate, bucket.dropped,
+                "; its handlers were skipped %d times while the limit was spent" % skipped
+                if skipped else ""))
 
 
 def report_drops():
@@ -153,9 +189,11 @@ def report_drops():
 
 
 def stats():
-    """{update id: {"emitted": n, "dropped": n, "rate": r}}"""
+    """{update id: {"emitted": n, "dropped": n, "skipped": n, "rate": r}}; skipped: handler
+    calls not made while the limit was spent (gated updates only)."""
     with _lock:
-        return {uid: {"emitted": b.emitted, "dropped": b.dropped, "rate": b.rate}
+        return {uid: {"emitted": b.emitted, "dropped": b.dropped, "skipped": b.skipped(),
+                      "rate": b.rate}
                 for uid, b in _buckets.items()}
 
 
@@ -164,6 +202,9 @@ def forget(update_id):
     with _lock:
         bucket = _buckets.pop(update_id, None)
         _limits.pop(update_id, None)
+        gate = _gates.pop(update_id, None)
+        if gate is not None:
+            gate.gate_until_ns = 0
         notice = _take_notice(update_id, bucket) if bucket else None
         streams = list(_streams)
     if notice:

@@ -202,3 +202,22 @@ def test_handlers_run_on_every_thread(tmp_path):
         emit(counts)
     ''')
     assert result == {"t0": 200, "t1": 200, "t2": 200, "t3": 200}
+
+
+def test_dispatcher_refuses_malformed_handler_lists_and_events():
+    import pytest
+    from pyliveupdate import _engine, engine
+    stats = engine.handler_stats("dispatcher-test")
+    with pytest.raises(TypeError, match="HandlerStats, callable"):
+        _engine.Dispatcher([(object(), print)], [], {}, {})
+    with pytest.raises(TypeError, match="HandlerStats, callable"):
+        _engine.Dispatcher([], [], {3: [(stats, "not callable")]}, {})
+    seen = []
+    d = _engine.Dispatcher([(stats, lambda frame: seen.append(frame))], [], {}, {})
+    with pytest.raises(TypeError, match="line number"):
+        d(_engine.DISPATCH_LINE, None, None, None)
+    d(_engine.DISPATCH_START, "frame", None, None)
+    assert seen == ["frame"] and stats.calls == 1
+    stats.gate_until_ns = 1 << 62          # closed: the handler is skipped and counted
+    d(_engine.DISPATCH_START, "frame", None, None)
+    assert seen == ["frame"] and stats.skipped == 1

@@ -86,6 +86,24 @@ def test_handler_printing_megabytes_is_cut_and_rate_limited(live):
     assert all("characters cut" in l for l in streamed)
 
 
+def test_rate_limited_debugger_skips_its_handlers_while_the_limit_is_spent(live):
+    """compute() runs ~70 times a second; at 1 line a second the debugger's handlers must
+    mostly not run at all (skipped in C), and the skips are reported with the drops."""
+    mark = len(live.controller.lines)
+    ok, lines = live.run("FD.debug('__main__.compute', rate=1)")
+    assert ok, lines
+    live.controller.wait_line(lambda l: "handlers were skipped" in l, start=mark, timeout=30)
+    line = _poll(live, "from pyliveupdate import engine, output\n"
+                       "(engine.handler_report(1)['calls'], output.stats()[1])",
+                 lambda l: eval(l)[1]["skipped"] > 100)
+    calls, stats = eval(line)
+    assert calls < stats["skipped"] / 5, (calls, stats)
+    assert 1 <= stats["emitted"] <= calls
+    live.assert_serving()
+    ok, lines = live.run("LU.revert(1); engine.handler_stats(1).gate_until_ns")
+    assert ok and lines[-1] == "0", lines
+
+
 def output_max():
     from pyliveupdate import output
     return output.MAX_LINE
