@@ -263,3 +263,27 @@ def test_timestamps_follow_real_time(tmp_path, clock):
         longest = marks[i][1] - marks[0][0]
         recorded = ts[i] - ts[0]
         assert shortest * 0.98 - 1000 <= recorded <= longest * 1.02 + 1000, (i, marks, ts)
+
+
+def test_a_ring_past_half_full_wakes_the_flusher(tmp_path):
+    """With the flusher's timer at 10 s, only the producers' own wake-ups can drain the
+    ring: 64 rings' worth of events get through instead of one ring's worth."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, ring_slots=4096, flush_ms=10000, frame_ms=60000)
+        N = 64 * 4096
+        for j in range(N):
+            e.recorder_emit(1 + (j & 1) * 2, 5, 0)
+        stats = e.recorder_stats()
+        e.recorder_stop()
+        print(json.dumps([path, N, stats["cycles"], e.recorder_stats()]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, n, cycles_while_producing, stats = json.loads(out.stdout)
+    assert stats["events"] + stats["dropped"] == n
+    # Without the wake-up: one cycle at start, ~4096 events through, ~98% dropped.
+    assert cycles_while_producing >= 16, cycles_while_producing
+    assert stats["dropped"] < n // 2, stats
+    assert Log(path).error is None
