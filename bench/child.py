@@ -6,7 +6,7 @@ SPEC_JSON: {"workload": name, "variant": name, "repeat": n, "warmup": n}. The to
 applied first, then the workload warms up under it (so the interpreter specialises
 under the tool, as in a long-running program), then ``repeat`` units are timed one by
 one, in wall-clock time and in CPU time of the whole process (all its threads: a
-tool's helper thread counts). The parent takes the median unit.
+tool's helper thread counts). The parent takes the mean unit (harness.ChildRunner).
 The result (seconds, and what the tool reports about itself) goes to RESULT_PATH as
 JSON; stdout stays free for the program's own output (hand-added prints go there).
 Runs on 3.9 too (the original PyLiveUpdate's interpreter).

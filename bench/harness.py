@@ -77,7 +77,11 @@ def paired_rounds(measure_base, measure_tool, rounds, on_round=None):
 
 class ChildRunner(object):
     """Run child.py in a fresh process of ``python``; return {"cpu": s, "wall": s}, the
-    median seconds of one unit of work over the ``repeat`` units it timed."""
+    mean seconds of one unit of work over the ``repeat`` units it timed (their total
+    over their number). Not the median unit: a tool's helper thread works in bursts
+    (our flusher compresses, a sampler wakes), and a median unit leaves the bursts out
+    - it hid most of our flusher's cost until 2026-11-26 (fib 2.5x by median, 3.5x by
+    mean, when the flusher was changed to spread its work evenly)."""
 
     def __init__(self, python=sys.executable, env=None, timeout=300):
         self.python = python
@@ -117,8 +121,9 @@ class ChildRunner(object):
             info["stderr_bytes"] = os.path.getsize(os.path.join(tmp, "stderr"))
             info["units"] = len(result["units_cpu"])
             self.last_info = info
-            return {"cpu": statistics.median(result["units_cpu"]),
-                    "wall": statistics.median(result["units_wall"])}
+            info["cpu_median_unit"] = statistics.median(result["units_cpu"])
+            return {"cpu": statistics.fmean(result["units_cpu"]),
+                    "wall": statistics.fmean(result["units_wall"])}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -129,7 +134,7 @@ def _tail(path, limit=400):
     return text[-limit:] if text else "(empty)"
 
 
-MIN_UNITS = 3  # a median needs a few
+MIN_UNITS = 3  # a few, so one slow unit does not decide
 
 
 def calibrate(runner, workload, target_seconds):
@@ -145,7 +150,7 @@ class Cells(object):
 
     A variant that is unavailable or fails is tried once and reported with its reason.
     After its first pair, a slow tool's runs time fewer units (so that they take about
-    as long as the baseline's): the figure is a per-unit median, so it does not depend
+    as long as the baseline's): the figure is a per-unit mean, so it does not depend
     on the number of units. ``tool_repeat``/``tool_warmup`` fix them instead (for tools
     so slow that one unit takes seconds).
     """

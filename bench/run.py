@@ -64,7 +64,7 @@ def parse_args(argv):
                         "budget runs out, never fewer than --min-rounds")
     p.add_argument("--min-rounds", type=int, help="default 3, quick 2")
     p.add_argument("--budget", type=float,
-                   help="seconds for the whole bench (default 780, quick 150); sections "
+                   help="seconds for the whole bench (default 720, quick 150); sections "
                         "stop adding rounds when their share is spent")
     p.add_argument("--target", type=float,
                    help="seconds per baseline run (default 0.1, quick 0.04)")
@@ -83,7 +83,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 9)
     args.min_rounds = min(args.rounds, args.min_rounds or (2 if args.quick else 3))
-    args.budget = args.budget or (150.0 if args.quick else 780.0)
+    args.budget = args.budget or (150.0 if args.quick else 720.0)
     args.target = args.target or (0.04 if args.quick else 0.1)
     args.workloads = args.workloads.split(",") if args.workloads else list(workloads.NAMES)
     args.variants = args.variants.split(",") if args.variants else list(MAIN_VARIANTS)
