@@ -557,6 +557,7 @@ static void *
 flusher_main(void *arg)
 {
     session_t *s = arg;
+    pthread_setname_np(pthread_self(), "pylu-flusher");   /* for top -H, perf, gdb */
     uint64_t wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
     uint64_t last_cycle = pylu_clock_mono_ns(), last_start = last_cycle;
     for (;;) {
