@@ -49,11 +49,17 @@ def added_cost(directory, rounds):
             "dropped": stats["dropped"]}
 
 
-def callback_cost(directory, rounds):
+def callback_cost(directory, rounds, pin=True):
     """ns per event that our sys.monitoring callback (code-state lookup, dispatch, record)
     adds over a no-op C callback armed on the same events: the issue's definition. Paired
     rounds of fib with each callback mode, order alternating; a third run with the
-    recorder stopped separates the record's own share (pylu_record in place)."""
+    recorder stopped separates the record's own share (pylu_record in place).
+
+    pin: the producing thread stays on the CPU it runs on (the flusher is left free).
+    Unpinned, on an otherwise idle 2-CPU machine, the scheduler moves the producer when
+    the flusher wakes on its CPU, and the refilled caches cost it 20-25 ns per event in
+    about half of the runs (measured 2026-11-26: pinned to either CPU, 8-10 ns in 15 of
+    15 runs; unpinned, 7-12 or 25-31 ns). Both are reported."""
     from pyliveupdate import engine
     import bench_engine as work
     calls = work.CALLS[work.fib_run]
@@ -64,6 +70,9 @@ def callback_cost(directory, rounds):
         work.fib_run()
         return (time.thread_time_ns() - t0) / (2 * calls)   # PY_START + PY_RETURN
 
+    affinity = os.sched_getaffinity(0)
+    if pin:
+        os.sched_setaffinity(0, {min(affinity)})   # this thread only (Linux)
     _engine.recorder_start(directory, ring_slots=65536)
     engine.arm(1, work.fib.__code__, engine.Request(func_timing=True), module="bench",
                source="monitoring")
@@ -88,9 +97,10 @@ def callback_cost(directory, rounds):
         _engine.set_callback_mode("normal")
         engine.shutdown()
         _engine.recorder_stop()
+        os.sched_setaffinity(0, affinity)
     return {"added_ns_per_event": statistics.median(over_noop), "spread": _spread(over_noop),
             "record_share_ns": statistics.median(record_share), "rounds": rounds,
-            "dropped": stats["dropped"]}
+            "dropped": stats["dropped"], "producer_pinned": pin}
 
 
 def sustained(directory, rate, seconds):
@@ -218,6 +228,7 @@ def run(quick=False):
         result = {"clock": _engine.RECORDER_CLOCK}
         result["cost"] = added_cost(d, 40 if quick else 200)
         result["callback"] = callback_cost(d, 9 if quick else 31)
+        result["callback_unpinned"] = callback_cost(d, 9 if quick else 31, pin=False)
         rates = [5e6, 10e6] if quick else [2.5e6, 5e6, 10e6, 15e6, 20e6]
         runs = []
         keep = None
@@ -276,9 +287,14 @@ def main(argv=None):
                                    result["reader"]["tuple_events_per_s"] / 1e6))
         cb = result["callback"]
         print("added cost per event over a no-op C monitoring callback: %.1f ns median "
-              "(spread %.1f..%.1f, %d rounds; the record's own share %.1f ns; target <= 12)"
+              "(spread %.1f..%.1f, %d rounds; the record's own share %.1f ns; producer "
+              "thread pinned; target <= 12)"
               % (cb["added_ns_per_event"], cb["spread"]["min"], cb["spread"]["max"],
                  cb["rounds"], cb["record_share_ns"]))
+        un = result["callback_unpinned"]
+        print("   not pinned: %.1f ns median (spread %.1f..%.1f; the scheduler may move the "
+              "producer when the flusher wakes)" % (
+                  un["added_ns_per_event"], un["spread"]["min"], un["spread"]["max"]))
         c = result["cost"]
         print("   pylu_record in a tight C loop: +%.2f ns median (spread %.2f..%.2f; baseline "
               "%.2f ns, record %.2f ns; nothing to overlap the clock read with)" % (

@@ -783,6 +783,12 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
     if (!ZSTD_isError(zr)) {
         zr = ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
     }
+    if (!ZSTD_isError(zr) && cfg->level <= 3) {
+        /* Fast levels: a 128 KiB window instead of 512 KiB. On a 7.8 M-event trace (fib +
+         * line-timed loop) the same size (0.420 vs 0.416 bytes/event), ~13% less time
+         * compressing, and a smaller cache footprint beside the program. */
+        zr = ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_windowLog, 17);
+    }
     if (ZSTD_isError(zr)) {
         snprintf(err, err_size, "zstd: %s", ZSTD_getErrorName(zr));
         goto error;
