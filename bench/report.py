@@ -1,4 +1,5 @@
 """Turn the bench's results (a dict, also written as JSON) into the markdown tables."""
+import report_others
 import workloads
 from peers import label
 
@@ -199,21 +200,7 @@ def render(results):
     others = results.get("other_benches") or {}
     if others:
         md += ["", "## Figures from the other benches", ""]
-        for name in sorted(others):
-            item = others[name]
-            if item.get("missing"):
-                md.append("- `bench/%s.py`: missing (not written yet)." % name)
-            elif "error" in item:
-                md.append("- `bench/%s.py`: failed: %s" % (name, item["error"]))
-            else:
-                md.append("- `%s --json` (%.0f s):" % (item.get("command", "bench/%s.py" % name),
-                                                      item["seconds"]))
-                md.append("")
-                md.append("  ```json")
-                import json
-                for line in json.dumps(item["json"], indent=1, sort_keys=True).splitlines():
-                    md.append("  " + line)
-                md.append("  ```")
+        md += report_others.render(others)
     if notes.texts:
         md += ["", "## Notes", ""]
         for i, text in enumerate(notes.texts, 1):

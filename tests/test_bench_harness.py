@@ -85,3 +85,27 @@ def test_hand_print_keeps_behaviour_and_prints_at_the_rate_limit(capsys):
     assert out.startswith("fib called 15")
     # 1973 calls and 1973 returns, 100 lines a second at most: the gate drops nearly all.
     assert 1 <= lines < 100 and out.count("\n") == lines
+
+
+def test_other_benches_table_says_missed_failed_and_incomplete():
+    import report_others
+    targets = {"sustained_events_per_s": 10e6, "bytes_per_event": 2.5,
+               "reader_events_per_s": 20e6, "added_ns_per_event": 12.0}
+    others = {
+        "bench_recording": {"seconds": 9.0, "json": {
+            "summary": {"sustained_events_per_s": 5e6, "bytes_per_event": 1.0,
+                        "reader_events_per_s": 40e6, "flusher_events_per_cpu_s": 5e7,
+                        "targets": targets},
+            "callback": {"added_ns_per_event": 8.0, "spread": {"min": 6.0, "max": 9.0},
+                         "producer_pinned": True}}},
+        "bench_update": {"error": "exit 1: boom | bang"},
+        "bench_processlogs": {"seconds": 1.0, "json": {"unexpected": 1}},
+        "bench_engine": {"missing": True},
+    }
+    md = "\n".join(report_others.render(others))
+    assert "| recording: sustained events/s with zero drops, one producer, 64K ring | " \
+           "5.0 M/s | ≥ 10.0 M/s | **missed** |" in md
+    assert "(producer pinned) | 8.0 ns (6.0–9.0) | ≤ 12 ns | met |" in md
+    assert "| `bench/bench_update.py` | failed: exit 1: boom / bang |" in md
+    assert "`bench/bench_processlogs.py` | its JSON lacks 'summary_events_per_s_median'" in md
+    assert "| `bench/bench_engine.py` | missing |" in md
