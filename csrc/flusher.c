@@ -313,10 +313,10 @@ frame_end(session_t *s)
     }
     s->frame_open = 0;
     s->frame_no++;
-    s->frame_raw = 0;
     if (s->failed) {
         s->pack.len = 0;
         s->out.len = 0;
+        s->frame_raw = 0;
         return -1;
     }
     int rc = frame_feed(s, ZSTD_e_end);

@@ -119,11 +119,6 @@ def _engine_report(text):
         pass
 
 
-# Called from C for one code as (kind, frame, line, arg): runs every update's handlers
-# for that point in update-id order, with "line after" semantics (dispatch.c).
-_Dispatcher = _engine.Dispatcher
-
-
 class _Armed:
     """One armed code: every update's request on it."""
     __slots__ = ("code", "module", "qualname", "requests", "code_id", "hooked")
@@ -283,7 +278,9 @@ def _apply(entry):
         line_bits[line] = line_bits.get(line, 0) | _engine.LINE_DISPATCH
     dispatcher = None
     if begin or end or before or after:
-        dispatcher = _Dispatcher(begin, end, before, after)
+        # Called from C as (kind, frame, line, arg): every update's handlers for that
+        # point in update-id order, with "line after" semantics (dispatch.c).
+        dispatcher = _engine.Dispatcher(begin, end, before, after)
     entry.code_id = _engine.code_arm(code, flags, line_bits or None, dispatcher,
                                      entry.module, entry.qualname, _gen_start(code))
     entry.hooked = bool(flags & _engine.CS_HOOK_RECORDS)

@@ -44,8 +44,12 @@ class _Bucket:
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
         self.dropped = self.unreported = self.emitted = 0
+        self.attach(gate)
+
+    def attach(self, gate):
+        """Gate this bucket's update; skips before now are not reported as new."""
         self.gate = gate
-        self.skipped_reported = 0
+        self.skipped_reported = gate.skipped if gate is not None else 0
 
     def close_gate(self):
         """Skip the update's handlers until the next token is due."""
@@ -90,8 +94,7 @@ def set_gate(update_id, gate):
         _gates[update_id] = gate
         bucket = _buckets.get(update_id)
         if bucket is not None:
-            bucket.gate = gate
-            bucket.skipped_reported = gate.skipped
+            bucket.attach(gate)
 
 
 def send_to_stderr(enabled):
@@ -114,9 +117,7 @@ def _bucket(update_id):  # with _lock held
     bucket = _buckets.get(update_id)
     if bucket is None:
         rate, burst = _limits.get(update_id, _default)
-        gate = _gates.get(update_id)
-        bucket = _buckets[update_id] = _Bucket(rate, burst, gate)
-        bucket.skipped_reported = gate.skipped if gate is not None else 0
+        bucket = _buckets[update_id] = _Bucket(rate, burst, _gates.get(update_id))
     return bucket
 
 
