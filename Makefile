@@ -4,7 +4,7 @@
 help:
 	@echo "make demo        the main job: a live session against examples/"
 	@echo "make test        the whole suite: 3.12, 3.13, ASan+UBSan, TSan ring test"
-	@echo "make test-quick  the suite once, on one CPython"
+	@echo "make test-quick  the unit tests (tests/unit) once, on one CPython"
 	@echo "make bench       the benchmark tables (bench/results/latest.md)"
 	@echo "make fuzz        coverage-guided fuzzing (atheris), FUZZ_SECONDS per target (default 600)"
 	@echo "make soak        the memory and recording soak tests, long variants (SOAK_SCALE=10)"

@@ -76,6 +76,6 @@ setup(
     ext_modules=[engine],
     packages=["pyliveupdate", "pyliveupdatescripts", "pyliveupdate_controller",
               "pyliveupdate_controller.processlogs"],
-    package_dir={"pyliveupdate_controller": "controller"},
+    package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},
     package_data={"pyliveupdate": ["py.typed", "*.pyi"]},
 )

@@ -18,10 +18,11 @@ if _sys.implementation.name != "cpython":
 
 __version__ = "1.0.0.dev0"
 
-from . import _engine  # noqa: E402  (the C core; fails loudly if not built)
-
-# Imported on first use, so `import pyliveupdate` stays cheap.
+# Imported on first use, so `import pyliveupdate` stays cheap and the pure-Python parts
+# (protocol, the controller's use of them) load without the C core. The C core
+# (`pyliveupdate._engine`) is loaded by the parts that need it and fails loudly there.
 _LAZY = {
+    "_engine": None,
     "UpdateStub": "stub",
     "FuncProfiler": "modifications", "FP": "modifications",
     "LineProfiler": "modifications", "LP": "modifications",
@@ -31,15 +32,18 @@ _LAZY = {
     "LU": "modifications",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *(n for n in _LAZY if not n.startswith("_"))]
 
 
 def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _LAZY:
         raise AttributeError("module 'pyliveupdate' has no attribute %r" % name)
     import importlib
-    value = getattr(importlib.import_module("." + module, __name__), name)
+    module = _LAZY[name]
+    if module is None:
+        value = importlib.import_module("." + name, __name__)
+    else:
+        value = getattr(importlib.import_module("." + module, __name__), name)
     globals()[name] = value
     return value
 

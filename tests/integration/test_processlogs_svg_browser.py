@@ -4,7 +4,7 @@ import pytest
 
 from pyliveupdate_controller.processlogs.render_svg import render_svg
 from support_processlogs import Browser, png_distinct_colors
-from test_processlogs_render import web_trace
+from support_processlogs import web_trace
 
 RESULTS = "polls.views.results"
 MANAGER = "django.db.manager.Manager.all"

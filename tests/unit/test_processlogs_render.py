@@ -11,28 +11,9 @@ from pyliveupdate_controller.processlogs.render_json import render_json
 from pyliveupdate_controller.processlogs.render_speedscope import render_speedscope
 from pyliveupdate_controller.processlogs.render_summary import render_summary
 from pyliveupdate_controller.processlogs.render_svg import render_svg
-from support_processlogs import CALL, LINE, LINE_MARK, RETURN, Trace, find
+from support_processlogs import CALL, LINE, LINE_MARK, RETURN, Trace, find, web_trace
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def web_trace():
-    """Two threads: views.results calls manager.all twice per hit, 10 hits."""
-    t = Trace(pid=4510).thread(1, "MainThread").thread(5, "Thread-5")
-    t.code(1, "results", module="polls.views").code(2, "Manager.all", module="django.db.manager")
-    t.code(3, "Query.__init__", module="django.db.query").code(4, "Model.__init__",
-                                                                module="django.db.base")
-    ts = 0
-    for _ in range(10):
-        t.ev(CALL, ts, 1, thread=5)
-        for _ in range(2):
-            t.ev(CALL, ts + 1_000_000, 2, thread=5).ev(CALL, ts + 2_000_000, 3, thread=5)
-            t.ev(RETURN, ts + 3_000_000, 3, thread=5).ev(RETURN, ts + 14_000_000, 2, thread=5)
-            ts += 14_000_000
-        t.ev(RETURN, ts + 110_000_000, 1, thread=5)
-        ts += 120_000_000
-    t.ev(CALL, 0, 4, thread=1).ev(RETURN, 5_000_000, 4, thread=1)
-    return t
 
 
 def test_summary_shows_per_hit_time_total_self_and_sorted_threads():
