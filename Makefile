@@ -1,10 +1,12 @@
 # The developer manual. Every target goes through ./dev, which sets up what it needs.
-.PHONY: help demo test test-quick asan bench clean fuzz soak
+.PHONY: help demo test test-quick asan lint bench clean fuzz soak
 
 help:
 	@echo "make demo        the main job: a live session against examples/"
 	@echo "make test        the whole suite: 3.12, 3.13, ASan+UBSan, TSan ring test"
 	@echo "make test-quick  the unit tests (tests/unit) once, on one CPython"
+	@echo "make asan        the whole suite once under AddressSanitizer + UBSan"
+	@echo "make lint        ruff on the Python tree (the C builds with -Werror)"
 	@echo "make bench       the benchmark tables (bench/results/latest.md)"
 	@echo "make fuzz        coverage-guided fuzzing (atheris), FUZZ_SECONDS per target (default 600)"
 	@echo "make soak        the memory and recording soak tests, long variants (SOAK_SCALE=10)"
@@ -18,6 +20,12 @@ test:
 
 test-quick:
 	./dev test --quick
+
+asan:
+	./dev test --asan
+
+lint:
+	./dev lint
 
 bench:
 	./dev bench

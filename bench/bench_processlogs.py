@@ -52,9 +52,9 @@ def request_events(thread: int, ts: int, req: int) -> tuple[list[bytes], int]:
         ev(RETURN, 4)
         ev(RETURN, 2 + i % 2)
     ev(LINE_MARK, 1, 13)
-    for depth in range(5):                       # recursion
+    for _depth in range(5):                       # recursion
         ev(CALL, 5)
-    for depth in range(5):
+    for _depth in range(5):
         ev(RETURN, 5)
     ev(CALL, 6)                                  # generator, resumed 4 times
     ev(YIELD, 6)

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -212,7 +211,7 @@ def reader_speed(path, rounds):
         cpu_rates.append(total / (time.thread_time() - c0))
     t0 = time.perf_counter()
     n = 0
-    for item in _engine.LogReader(path):
+    for _item in _engine.LogReader(path):
         n += 1
         if n >= 2_000_000:
             break

@@ -197,7 +197,7 @@ class Cells(object):
                                  time.monotonic() - started))
             after = self.runner.run(self.workload, "control", self.repeat) if runs else before
             base = {k: (before[k] + after[k]) / 2 for k in ("cpu", "wall")}
-            for variant, tool, info, seconds in runs:
+            for variant, tool, info, _seconds in runs:
                 cell = self.cells[variant]
                 pair = {"base": base, "tool": tool, "ratio": tool["cpu"] / base["cpu"],
                         "ratio_wall": tool["wall"] / base["wall"]}

@@ -156,7 +156,8 @@ def render(results):
               "runs (B t1 t2 t3 B ..., against the mean of the two), %d rounds, tool order "
               "rotating; shown as median (min–max) of the per-round ratios. Time is CPU "
               "time of the whole process (all threads) per unit of work, mean unit of "
-              "each run (a helper thread's bursts count): on a shared machine wall time charges other people's load to "
+              "each run (a helper thread's bursts count): on a shared machine wall time "
+              "charges other people's load to "
               "slow tools (wall ratios are in latest.json). Lower is better; 1.00× is "
               "free. Baseline runs last ~%.2f s (%s)." % (
                   meta["python"], meta["rounds"], meta["target_seconds"],

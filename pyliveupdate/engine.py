@@ -16,8 +16,8 @@ import sys
 import threading
 import traceback
 import types
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
 
 from . import _engine
 

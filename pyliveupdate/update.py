@@ -966,7 +966,7 @@ class Redefine(UpdateBase):
     @staticmethod
     def _module_aliases(func, owner, name):
         found = []
-        for modname, mod in list(sys.modules.items()):
+        for mod in list(sys.modules.values()):
             if not isinstance(mod, ModuleType):
                 continue
             for alias, value in list(vars(mod).items()):

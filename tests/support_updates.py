@@ -15,7 +15,8 @@ def run_script(source, timeout=60, env=None, prelude=""):
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = FIXTURES + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(prelude) + textwrap.dedent(source)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(prelude) + textwrap.dedent(source)],
+                          capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=FIXTURES)
     assert proc.returncode == 0, "script failed (%d)\nstdout:\n%s\nstderr:\n%s" % (
         proc.returncode, proc.stdout, proc.stderr)

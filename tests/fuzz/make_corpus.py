@@ -15,7 +15,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from targets import KEY, TOKEN, _tagged  # noqa: E402
+from targets import TOKEN, _tagged  # noqa: E402
 
 from pyliveupdate import protocol  # noqa: E402
 

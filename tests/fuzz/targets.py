@@ -100,7 +100,7 @@ def check_reader(data):
     assert reader.error is None or isinstance(reader.error, str)
     try:
         chunks = _engine.LogReader(path).chunks()
-        for events, metas in chunks:
+        for events, _metas in chunks:
             assert len(events) % 24 == 0
     except ValueError:
         pass

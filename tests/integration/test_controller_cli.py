@@ -3,8 +3,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
-import time
 
 from support_controller import (FIXTURES, controller, free_port, run_cli,  # noqa: F401
                                 start_target, targets, token)

@@ -1,7 +1,5 @@
 """Engine life cycle: free import, tool ids, shutdown, the frame hook's refusal rules."""
-import sys
 
-import pytest
 
 from support_engine import ON_312, run_script
 

@@ -3,7 +3,6 @@ the program keeps running with the same outputs, and its updates, armed codes an
 functions are as before."""
 import os
 import subprocess
-import sys
 
 import pytest
 

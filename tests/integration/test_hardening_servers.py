@@ -8,7 +8,6 @@ load from client threads on loopback (bounded in count and time):
   requests, and reverting restores them.
 """
 import os
-import subprocess
 import sys
 import textwrap
 import time

@@ -5,8 +5,7 @@ import os
 import pytest
 
 from pyliveupdate import _engine
-from support_recorder import (EV_CALL, EV_LINE, EV_LINE_MARK, EV_RESUME, EV_RETURN,
-                              EV_UNWIND, EV_YIELD, Log, logs_in, private_dir, run_child)
+from support_recorder import (Log, logs_in, private_dir, run_child)
 
 
 @pytest.mark.parametrize("clock", ["default", "monotonic"])

@@ -2,7 +2,7 @@
 bad input, quiescence."""
 import itertools
 
-from support_updates import run_json, run_script
+from support_updates import run_json
 
 
 def test_readme_patch_example_changes_aliases_imported_elsewhere():

@@ -127,10 +127,10 @@ def test_reading_a_log_that_is_still_being_written(tmp_path):
     d = private_dir(tmp_path / "logs")
     path = _engine.recorder_start(d, frame_ms=60000)
     try:
-        for j in range(1000):
+        for _ in range(1000):
             _engine.recorder_emit(1, 9, 0)
         _engine.recorder_flush()
-        for j in range(1000):   # still in the open frame
+        for _ in range(1000):   # still in the open frame
             _engine.recorder_emit(3, 9, 0)
         log = Log(path)
         assert log.error is None and not log.complete

@@ -45,7 +45,7 @@ def min_percent(report: Report, percent: float) -> None:
     for proc in report.processes:
         for t in proc.threads:
             floor = t.total * percent / 100.0
-            _prune(t.root, lambda n: n.total >= floor and n.total > 0)
+            _prune(t.root, lambda n, floor=floor: n.total >= floor and n.total > 0)
     report.notes.append("call paths under %g%% of their thread hidden" % percent)
 
 
