@@ -62,18 +62,31 @@ if needs_build:
     _check_header("zstd.h", "libzstd-dev")
 
 compile_args, link_args = _flags()
+# The offline reader is its own module (docs/DESIGN.md, C section): targets never load it.
+READER_SOURCES = ["csrc/reader_module.c", "csrc/reader.c", "csrc/calltree.c",
+                  "csrc/kinds_py.c"]
+ENGINE_SOURCES = sorted(set(glob.glob("csrc/*.c")) - set(READER_SOURCES) | {"csrc/kinds_py.c"})
 engine = Extension(
     "pyliveupdate._engine",
-    sources=sorted(glob.glob("csrc/*.c")),
+    sources=ENGINE_SOURCES,
     depends=sorted(glob.glob("csrc/*.h")),
     include_dirs=["csrc"],
     libraries=["zstd", "pthread"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )
+reader = Extension(
+    "pyliveupdate._reader",
+    sources=READER_SOURCES,
+    depends=sorted(glob.glob("csrc/*.h")),
+    include_dirs=["csrc"],
+    libraries=["zstd"],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
 
 setup(
-    ext_modules=[engine],
+    ext_modules=[engine, reader],
     packages=["pyliveupdate", "pyliveupdatescripts", "pyliveupdate_controller",
               "pyliveupdate_controller.processlogs"],
     package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},

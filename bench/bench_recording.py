@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from pyliveupdate import _engine
+from pyliveupdate import _engine, _reader
 
 TARGETS = {"sustained_events_per_s": 10e6, "bytes_per_event": 2.5,
            "reader_events_per_s": 20e6, "added_ns_per_event": 12.0}
@@ -205,13 +205,13 @@ def reader_speed(path, rounds):
     for _ in range(rounds):
         t0, c0 = time.perf_counter(), time.thread_time()
         total = 0
-        for events, _metas in _engine.LogReader(path).chunks():
-            total += len(events) // _engine.LOG_EVENT_SIZE
+        for events, _metas in _reader.LogReader(path).chunks():
+            total += len(events) // _reader.LOG_EVENT_SIZE
         chunk_rates.append(total / (time.perf_counter() - t0))
         cpu_rates.append(total / (time.thread_time() - c0))
     t0 = time.perf_counter()
     n = 0
-    for _item in _engine.LogReader(path):
+    for _item in _reader.LogReader(path):
         n += 1
         if n >= 2_000_000:
             break

@@ -16,11 +16,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#define WIRE_SIZE 24            /* int64 ts; u32 code; u32 line; u32 thread; u16 kind; u16 pad */
+#include "kinds.h"
+#include "logformat.h"
+
+#define WIRE_SIZE ((Py_ssize_t)sizeof(pylu_decoded_event))   /* LogReader.chunks() records */
 #define NO_NODE UINT32_MAX
 #define ROOT_CODE UINT32_MAX    /* code id of a thread's root node */
 
-enum { EV_CALL = 1, EV_RESUME, EV_RETURN, EV_YIELD, EV_UNWIND, EV_LINE, EV_LINE_MARK };
 
 typedef struct {
     uint32_t parent;
@@ -485,18 +487,18 @@ consume(CallTreeBuilder *b, const unsigned char *p, Py_ssize_t n)
         }
         int rc = 0;
         switch (kind) {
-        case EV_CALL:
-        case EV_RESUME:
-            rc = on_open(b, t, code, ts, kind == EV_CALL);
+        case PYLU_EV_CALL:
+        case PYLU_EV_RESUME:
+            rc = on_open(b, t, code, ts, kind == PYLU_EV_CALL);
             break;
-        case EV_RETURN:
-        case EV_YIELD:
-        case EV_UNWIND:
+        case PYLU_EV_RETURN:
+        case PYLU_EV_YIELD:
+        case PYLU_EV_UNWIND:
             rc = on_close(b, t, ti, code, ts);
             break;
-        case EV_LINE:
-        case EV_LINE_MARK:
-            rc = on_line(b, t, ti, code, line, ts, kind == EV_LINE);
+        case PYLU_EV_LINE:
+        case PYLU_EV_LINE_MARK:
+            rc = on_line(b, t, ti, code, line, ts, kind == PYLU_EV_LINE);
             break;
         default:
             b->bad_kinds++;
@@ -792,7 +794,7 @@ static PyType_Slot builder_slots[] = {
 };
 
 static PyType_Spec builder_spec = {
-    .name = "pyliveupdate._engine.CallTreeBuilder",
+    .name = "pyliveupdate._reader.CallTreeBuilder",
     .basicsize = sizeof(CallTreeBuilder),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = builder_slots,

@@ -29,7 +29,10 @@ typedef struct {
     PyObject *disabled_reason;
 } handler_stats;
 
-static PyTypeObject handler_stats_type;
+/* Heap types made at exec. Process-wide pointers: the callbacks (monitor.c) recognise a
+ * Dispatcher with no module at hand, and _engine supports one interpreter only (module.c). */
+static PyTypeObject *handler_stats_type;
+static PyTypeObject *dispatcher_type;
 
 static int
 stats_init(handler_stats *self, PyObject *args, PyObject *kwargs)
@@ -49,6 +52,7 @@ stats_init(handler_stats *self, PyObject *args, PyObject *kwargs)
 static int
 stats_traverse(handler_stats *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->update_id);
     Py_VISIT(self->last_error);
     Py_VISIT(self->disabled_reason);
@@ -67,9 +71,11 @@ stats_clear(handler_stats *self)
 static void
 stats_dealloc(handler_stats *self)
 {
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     stats_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 static PyObject *
@@ -122,20 +128,25 @@ static PyGetSetDef stats_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject handler_stats_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pyliveupdate._engine.HandlerStats",
-    .tp_doc = "Handler bookkeeping of one update, shared by all its codes. Subclasses "
-              "define switch_off(reason) and _failed(exception), called on the rare paths.",
-    .tp_basicsize = sizeof(handler_stats),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)stats_init,
-    .tp_traverse = (traverseproc)stats_traverse,
-    .tp_clear = (inquiry)stats_clear,
-    .tp_dealloc = (destructor)stats_dealloc,
-    .tp_members = stats_members,
-    .tp_getset = stats_getset,
+static PyType_Slot stats_slots[] = {
+    {Py_tp_doc, "Handler bookkeeping of one update, shared by all its codes. Subclasses "
+                "define switch_off(reason) and _failed(exception), called on the rare paths."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, stats_init},
+    {Py_tp_traverse, stats_traverse},
+    {Py_tp_clear, stats_clear},
+    {Py_tp_dealloc, stats_dealloc},
+    {Py_tp_members, stats_members},
+    {Py_tp_getset, stats_getset},
+    {0, NULL},
+};
+
+static PyType_Spec stats_spec = {
+    .name = "pyliveupdate._engine.HandlerStats",
+    .basicsize = sizeof(handler_stats),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = stats_slots,
 };
 
 /* ------------------------------------------------------------------ running one handler */
@@ -262,12 +273,10 @@ typedef struct {
     vectorcallfunc vectorcall;
 } dispatcher;
 
-static PyTypeObject dispatcher_type;
-
 int
 pylu_is_dispatcher(PyObject *obj)
 {
-    return Py_IS_TYPE(obj, &dispatcher_type);
+    return Py_IS_TYPE(obj, dispatcher_type);
 }
 
 /* A sequence of (HandlerStats, callable) pairs -> a tuple of checked pairs. */
@@ -281,7 +290,7 @@ checked_pairs(PyObject *seq, const char *what)
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
         PyObject *pair = PyTuple_GET_ITEM(t, i);
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyObject_TypeCheck(PyTuple_GET_ITEM(pair, 0), &handler_stats_type) ||
+            !PyObject_TypeCheck(PyTuple_GET_ITEM(pair, 0), handler_stats_type) ||
             !PyCallable_Check(PyTuple_GET_ITEM(pair, 1))) {
             PyErr_Format(PyExc_TypeError, "%s: items must be (HandlerStats, callable) tuples",
                          what);
@@ -344,6 +353,7 @@ dispatcher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static int
 dispatcher_traverse(dispatcher *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->begin);
     Py_VISIT(self->end);
     Py_VISIT(self->before);
@@ -366,9 +376,11 @@ dispatcher_clear(dispatcher *self)
 static void
 dispatcher_dealloc(dispatcher *self)
 {
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     dispatcher_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 /* The frame's pending "after" line, if any, runs now. */
@@ -495,20 +507,30 @@ static PyGetSetDef dispatcher_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject dispatcher_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pyliveupdate._engine.Dispatcher",
-    .tp_doc = "Dispatcher(begin, end, before, after): one code's handlers, called as "
-              "(kind, frame, line, arg).",
-    .tp_basicsize = sizeof(dispatcher),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_new = dispatcher_new,
-    .tp_traverse = (traverseproc)dispatcher_traverse,
-    .tp_clear = (inquiry)dispatcher_clear,
-    .tp_dealloc = (destructor)dispatcher_dealloc,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(dispatcher, vectorcall),
-    .tp_getset = dispatcher_getset,
+static PyMemberDef dispatcher_members[] = {
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(dispatcher, vectorcall), Py_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot dispatcher_slots[] = {
+    {Py_tp_doc, "Dispatcher(begin, end, before, after): one code's handlers, called as "
+                "(kind, frame, line, arg)."},
+    {Py_tp_new, dispatcher_new},
+    {Py_tp_traverse, dispatcher_traverse},
+    {Py_tp_clear, dispatcher_clear},
+    {Py_tp_dealloc, dispatcher_dealloc},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, dispatcher_members},
+    {Py_tp_getset, dispatcher_getset},
+    {0, NULL},
+};
+
+static PyType_Spec dispatcher_spec = {
+    .name = "pyliveupdate._engine.Dispatcher",
+    .basicsize = sizeof(dispatcher),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = dispatcher_slots,
 };
 
 /* ------------------------------------------------------------------ reading arguments */
@@ -562,8 +584,17 @@ pylu_dispatch_exec(PyObject *module)
 {
     pylu_clock_init();
     ns_per_tick = 1e9 / pylu_clock_ticks_per_sec();
-    if (PyModule_AddType(module, &handler_stats_type) < 0 ||
-        PyModule_AddType(module, &dispatcher_type) < 0 ||
+    PyObject *stats_tp = PyType_FromModuleAndSpec(module, &stats_spec, NULL);
+    PyObject *dispatcher_tp = stats_tp ? PyType_FromModuleAndSpec(module, &dispatcher_spec, NULL)
+                                       : NULL;
+    if (dispatcher_tp == NULL) {
+        Py_XDECREF(stats_tp);
+        return -1;
+    }
+    Py_XSETREF(handler_stats_type, (PyTypeObject *)stats_tp);
+    Py_XSETREF(dispatcher_type, (PyTypeObject *)dispatcher_tp);
+    if (PyModule_AddType(module, handler_stats_type) < 0 ||
+        PyModule_AddType(module, dispatcher_type) < 0 ||
         PyModule_AddIntConstant(module, "MAX_CONSECUTIVE_FAILURES",
                                 MAX_CONSECUTIVE_FAILURES) < 0) {
         return -1;

@@ -1,11 +1,11 @@
-/* flusher.h — the native thread that drains the rings into the log, and the log session.
+/* flusher.h — the log session: the native thread that drains the rings into the log.
  *
- * The flusher never calls the Python C API and never needs the GIL. Every flush_ms it
- * drains all rings, packs records (logformat.h), and every frame_ms (or 4 MiB) compresses
- * the packed bytes into one checksummed zstd frame and write()s it, so a killed process
- * leaves a log readable up to its last frame. A failed write (disk full, file size limit)
- * stops recording with a report: the error in pylu_flusher_stats() and one stderr line.
- * No Python.h here (tests/c runs it standalone).
+ * The flusher never calls the Python C API and never needs the GIL. Every flush_ms (sooner
+ * when a ring passes half full) it drains all rings, feeds the live aggregates (live.h),
+ * packs and compresses the records (encoder.h), and every frame_ms (or 4 MiB) ends the
+ * zstd frame and writes it, so a killed process leaves a log readable up to its last
+ * frame. A failed write (disk full, file size limit) stops recording with a report: the
+ * error in pylu_flusher_stats() and one stderr line. No Python.h (tests/c runs it).
  */
 #ifndef PYLU_FLUSHER_H
 #define PYLU_FLUSHER_H
@@ -53,22 +53,13 @@ int pylu_flusher_stop(void);
 int pylu_flusher_flush(void);
 void pylu_flusher_stats(struct pylu_stats *out);
 
-/* Queue a TEXT record from the calling thread (dropped and counted when not recording). */
-int pylu_flusher_text(int kind, const char *text, size_t len);
-
-/* Live aggregates (times in ns). Callbacks run with the aggregate lock held: no re-entry. */
-typedef int (*pylu_live_func_fn)(void *ctx, uint32_t code, uint64_t hits, double total_ns,
-                                 double self_ns);
-typedef int (*pylu_live_line_fn)(void *ctx, uint32_t code, uint32_t line, uint64_t hits,
-                                 double total_ns);
-int pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_line);
-/* Forget aggregates of these codes (all when codes is NULL). */
-int pylu_live_reset(const uint32_t *codes, size_t n);
-
-/* Fork: installed once. In the child, the inherited session is discarded (the parent
- * writes what its rings held) and pylu_flusher_restart_in_child() opens a fresh log with
- * the parent's settings if the parent was recording (returns 1 if it did). */
-void pylu_flusher_install_atfork(void);
+/* fork (ordered by recorder_fork.c): prepare takes the session lock, parent releases it;
+ * child forgets the parent's session (the parent writes what its rings held) and keeps
+ * its settings, so pylu_flusher_restart_in_child() can open a fresh log for the child
+ * if the parent was recording (returns 1 if it did, 0 if not, -1 with err). */
+void pylu_flusher_fork_prepare(void);
+void pylu_flusher_fork_parent(void);
+void pylu_flusher_fork_child(void);
 int pylu_flusher_restart_in_child(char *path, size_t path_size, char *err, size_t err_size);
 
 #endif

@@ -6,9 +6,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "flusher.h"
-#include "record.h"
-#include "ring.h"
+#include "kinds.h"
 
 #define LIVE_DEPTH 512
 
@@ -20,11 +18,12 @@ typedef struct {
     uint64_t line_start;
 } live_entry;
 
-typedef struct {
+struct pylu_live_thread {
     int depth;
     uint64_t overflow;    /* frames deeper than LIVE_DEPTH: not aggregated */
     live_entry e[LIVE_DEPTH];
-} live_stack;
+};
+typedef struct pylu_live_thread live_stack;
 
 typedef struct {
     uint64_t key;         /* code for functions, code << 32 | line for lines */
@@ -192,27 +191,25 @@ feed_one(live_stack *st, uint32_t kind, uint32_t code, uint32_t line, uint64_t t
 }
 
 void
-pylu_live_feed(struct pylu_ring *ring, unsigned int head, unsigned int tail)
+pylu_live_feed(pylu_live_thread **stp, const pylu_rec_span *span)
 {
-    live_stack *st = ring->live;
+    live_stack *st = *stp;
     if (st == NULL) {
-        st = ring->live = calloc(1, sizeof *st);
+        st = *stp = calloc(1, sizeof *st);
         if (st == NULL) {
             return;
         }
     }
-    const unsigned int mask = ring->ring.mask;
-    for (unsigned int i = head; i != tail; i++) {
-        const struct pylu_rec *rec = &ring->buf[i & mask];
+    for (unsigned int i = span->head; i != span->tail; i++) {
+        const struct pylu_rec *rec = &span->buf[i & span->mask];
         feed_one(st, rec->kind_line & 0xFu, rec->code_id, rec->kind_line >> 4, rec->ticks);
     }
 }
 
 void
-pylu_live_forget_thread(struct pylu_ring *ring)
+pylu_live_thread_free(pylu_live_thread *st)
 {
-    free(ring->live);
-    ring->live = NULL;
+    free(st);
 }
 
 /* Copy under the lock, report after it: the callbacks build Python objects, which may run

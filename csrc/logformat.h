@@ -52,6 +52,8 @@
 
 #include <stdint.h>
 
+#include "kinds.h"   /* event kinds (tag bits 4-6) and text kinds (TEXT records) */
+
 #define PYLU_LOG_MAGIC "\x89PYLULG\n"
 #define PYLU_LOG_MAGIC_LEN 8
 #define PYLU_LOG_VERSION 1
@@ -84,9 +86,6 @@ enum {
     PYLU_HDR_CLOCK = 40,
     PYLU_HDR_ARGV_LEN = 44,
 };
-
-/* Text kinds for TEXT records (docs/DESIGN.md §2). */
-enum { PYLU_TEXT_DEBUG = 1, PYLU_TEXT_HANDLER = 2, PYLU_TEXT_ENGINE = 3 };
 
 /* The decoded event of LogReader.chunks(): 24 bytes, little-endian. */
 typedef struct {

@@ -26,8 +26,15 @@ typedef struct {
     int64_t last_ns;  /* kept across frames: a thread's times never go backwards */
 } thread_state;
 
+/* Module state of pyliveupdate._reader (the reader part owns it). */
+typedef struct {
+    PyTypeObject *chunk_iter_type;
+    PyObject *str_event, *str_code, *str_thread, *str_text, *str_drop;
+} reader_state;
+
 typedef struct {
     PyObject_HEAD
+    reader_state *st;           /* borrowed: the module outlives its types' instances */
     PyObject *path;
     uint8_t *map;
     size_t size;
@@ -62,9 +69,6 @@ typedef struct {
     LogReader *reader;
 } ChunkIter;
 
-static PyTypeObject *LogReaderType;
-static PyTypeObject *ChunkIterType;
-static PyObject *str_event, *str_code, *str_thread, *str_text, *str_drop;
 
 /* ------------------------------------------------------------------ decoding helpers */
 
@@ -293,7 +297,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
                 }
                 return -2;
             }
-            if (add_meta(r, Py_BuildValue("(OkNNkN)", str_code, (unsigned long)a, s1, s2,
+            if (add_meta(r, Py_BuildValue("(OkNNkN)", r->st->str_code, (unsigned long)a, s1, s2,
                                           (unsigned long)b, s3)) < 0) {
                 return -1;
             }
@@ -306,7 +310,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             if (s1 == NULL) {
                 return PyErr_Occurred() ? -1 : -2;
             }
-            if (add_meta(r, Py_BuildValue("(OKKN)", str_thread, (unsigned long long)a,
+            if (add_meta(r, Py_BuildValue("(OKKN)", r->st->str_thread, (unsigned long long)a,
                                           (unsigned long long)b, s1)) < 0) {
                 return -1;
             }
@@ -320,7 +324,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             if (s1 == NULL) {
                 return PyErr_Occurred() ? -1 : -2;
             }
-            if (add_meta(r, Py_BuildValue("(OKLKN)", str_text, (unsigned long long)a,
+            if (add_meta(r, Py_BuildValue("(OKLKN)", r->st->str_text, (unsigned long long)a,
                                           (long long)ticks_to_ns(r, b),
                                           (unsigned long long)c, s1)) < 0) {
                 return -1;
@@ -330,7 +334,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0) {
                 return -2;
             }
-            if (add_meta(r, Py_BuildValue("(OKK)", str_drop, (unsigned long long)a,
+            if (add_meta(r, Py_BuildValue("(OKK)", r->st->str_drop, (unsigned long long)a,
                                           (unsigned long long)b)) < 0) {
                 return -1;
             }
@@ -542,6 +546,7 @@ reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(path_bytes);
         return NULL;
     }
+    r->st = PyType_GetModuleState(type);
     r->path = path_bytes;
     r->error = Py_NewRef(Py_None);
     r->metas = PyList_New(0);
@@ -629,7 +634,7 @@ reader_iternext(LogReader *r)
         }
         if (r->ev_i < r->nevents) {
             const pylu_decoded_event *e = &r->events[r->ev_i++];
-            return Py_BuildValue("(OHILkk)", str_event, e->kind, e->thread,
+            return Py_BuildValue("(OHILkk)", r->st->str_event, e->kind, e->thread,
                                  (long long)e->ts_ns, (unsigned long)e->code_id,
                                  (unsigned long)e->line);
         }
@@ -647,7 +652,7 @@ static PyObject *
 reader_chunks(LogReader *r, PyObject *unused)
 {
     PYLU_UNUSED(unused);
-    ChunkIter *it = PyObject_GC_New(ChunkIter, ChunkIterType);
+    ChunkIter *it = PyObject_GC_New(ChunkIter, r->st->chunk_iter_type);
     if (it == NULL) {
         return NULL;
     }
@@ -715,7 +720,7 @@ static PyType_Slot reader_slots[] = {
 };
 
 static PyType_Spec reader_spec = {
-    .name = "pyliveupdate._engine.LogReader",
+    .name = "pyliveupdate._reader.LogReader",
     .basicsize = sizeof(LogReader),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = reader_slots,
@@ -775,7 +780,7 @@ static PyType_Slot chunk_slots[] = {
 };
 
 static PyType_Spec chunk_spec = {
-    .name = "pyliveupdate._engine.LogChunks",
+    .name = "pyliveupdate._reader.LogChunks",
     .basicsize = sizeof(ChunkIter),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
@@ -784,6 +789,29 @@ static PyType_Spec chunk_spec = {
 
 /* ------------------------------------------------------------------ wiring */
 
+const size_t pylu_reader_state_size = sizeof(reader_state);
+
+int
+pylu_reader_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    reader_state *st = PyModule_GetState(module);
+    Py_VISIT(st->chunk_iter_type);
+    return 0;
+}
+
+int
+pylu_reader_clear(PyObject *module)
+{
+    reader_state *st = PyModule_GetState(module);
+    Py_CLEAR(st->chunk_iter_type);
+    Py_CLEAR(st->str_event);
+    Py_CLEAR(st->str_code);
+    Py_CLEAR(st->str_thread);
+    Py_CLEAR(st->str_text);
+    Py_CLEAR(st->str_drop);
+    return 0;
+}
+
 PyMethodDef pylu_reader_methods[] = {
     {NULL, NULL, 0, NULL},
 };
@@ -791,27 +819,23 @@ PyMethodDef pylu_reader_methods[] = {
 int
 pylu_reader_exec(PyObject *module)
 {
-    if (str_event == NULL) {
-        str_event = PyUnicode_InternFromString("event");
-        str_code = PyUnicode_InternFromString("code");
-        str_thread = PyUnicode_InternFromString("thread");
-        str_text = PyUnicode_InternFromString("text");
-        str_drop = PyUnicode_InternFromString("drop");
-        if (!str_event || !str_code || !str_thread || !str_text || !str_drop) {
-            return -1;
-        }
+    reader_state *st = PyModule_GetState(module);
+    st->str_event = PyUnicode_InternFromString("event");
+    st->str_code = PyUnicode_InternFromString("code");
+    st->str_thread = PyUnicode_InternFromString("thread");
+    st->str_text = PyUnicode_InternFromString("text");
+    st->str_drop = PyUnicode_InternFromString("drop");
+    if (!st->str_event || !st->str_code || !st->str_thread || !st->str_text || !st->str_drop) {
+        return -1;
+    }
+    st->chunk_iter_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &chunk_spec, NULL);
+    if (st->chunk_iter_type == NULL) {
+        return -1;
     }
     PyObject *rt = PyType_FromModuleAndSpec(module, &reader_spec, NULL);
     if (rt == NULL) {
         return -1;
     }
-    PyObject *ct = PyType_FromModuleAndSpec(module, &chunk_spec, NULL);
-    if (ct == NULL) {
-        Py_DECREF(rt);
-        return -1;
-    }
-    Py_XSETREF(LogReaderType, (PyTypeObject *)Py_NewRef(rt));
-    Py_XSETREF(ChunkIterType, (PyTypeObject *)ct);
     int rc = PyModule_AddObjectRef(module, "LogReader", rt);
     Py_DECREF(rt);
     if (rc < 0 || PyModule_AddIntConstant(module, "LOG_EVENT_SIZE", sizeof(pylu_decoded_event)) < 0) {

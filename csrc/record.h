@@ -7,10 +7,10 @@
  *     and never fails: when the thread's ring is full the record is dropped and
  *     counted (reported in the log and by recorder_stats()). When the recorder is
  *     not running it returns at once.
- *   - pylu_record_code() is called once per code id, with the GIL held, before the
- *     first pylu_record() with that id. It copies the strings. Codes described while
- *     the recorder is stopped are kept and written when a log starts (and in a forked
- *     child's log).
+ *   - pylu_record_code() (metadata.h) is called once per code id, with the GIL held,
+ *     before the first pylu_record() with that id. It copies the strings. Codes described
+ *     while the recorder is stopped are kept and written when a log starts (and in a
+ *     forked child's log).
  *
  * Hot path: one relaxed load of the session id, one initial-exec TLS load, a ck_ring
  * reserve, the clock read, three stores and the commit (a compiler barrier on x86-64);
@@ -23,17 +23,9 @@
 #include <stddef.h>
 
 #include "clock.h"
+#include "kinds.h"
+#include "metadata.h"   /* pylu_record_code, pylu_record_text: the rest of the contract */
 #include "ring.h"
-
-typedef enum {
-    PYLU_EV_CALL = 1,      /* function frame starts (PY_START, frame hook entry) */
-    PYLU_EV_RESUME = 2,    /* generator/coroutine resumes: a new slice begins */
-    PYLU_EV_RETURN = 3,    /* function ends normally */
-    PYLU_EV_YIELD = 4,     /* generator/coroutine suspends: the slice ends */
-    PYLU_EV_UNWIND = 5,    /* function ends by an exception */
-    PYLU_EV_LINE = 6,      /* a profiled line starts; ends the frame's previous line slice */
-    PYLU_EV_LINE_MARK = 7, /* an unprofiled line starts: only ends the previous slice */
-} pylu_event_kind;
 
 /* Record one timing event for the calling thread. */
 static inline void
@@ -66,10 +58,5 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
         pylu_ring_check_fill(r);
     }
 }
-
-/* Describe a code id for the log (qualified name, file, first line, module).
- * Returns 0, or -1 when out of memory (the code then shows as unknown). */
-int pylu_record_code(uint32_t code_id, const char *qualname, const char *filename,
-                     uint32_t firstlineno, const char *module);
 
 #endif

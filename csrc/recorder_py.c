@@ -12,7 +12,9 @@
 #include "flusher.h"
 #include "live.h"
 #include "logformat.h"
+#include "metadata.h"
 #include "record.h"
+#include "recorder_fork.h"
 #include "ring.h"
 
 /* ------------------------------------------------------------------ thread names */
@@ -198,12 +200,12 @@ recorder_text(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "is#:recorder_text", &kind, &text, &len)) {
         return NULL;
     }
-    if (kind < PYLU_TEXT_DEBUG || kind > PYLU_TEXT_ENGINE) {
+    if (kind < PYLU_TEXT_FIRST || kind > PYLU_TEXT_LAST) {
         PyErr_Format(PyExc_ValueError, "text kind must be 1 (debug), 2 (handler) or 3 (engine), "
                      "not %d", kind);
         return NULL;
     }
-    return PyBool_FromLong(pylu_flusher_text(kind, text, (size_t)len) == 0);
+    return PyBool_FromLong(pylu_record_text(kind, text, (size_t)len) == 0);
 }
 
 static PyObject *
@@ -215,7 +217,7 @@ recorder_emit(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "ikk:recorder_emit", &kind, &code_id, &line)) {
         return NULL;
     }
-    if (kind < PYLU_EV_CALL || kind > PYLU_EV_LINE_MARK) {
+    if (kind < PYLU_EV_FIRST || kind > PYLU_EV_LAST) {
         PyErr_Format(PyExc_ValueError, "event kind must be 1..7, not %d", kind);
         return NULL;
     }
@@ -448,9 +450,8 @@ pylu_recorder_exec(PyObject *module)
 
     pylu_clock_init();
     pylu_ring_name_hook = thread_name_hook;
-    pylu_flusher_install_atfork();
-    if (PyModule_AddStringConstant(module, "RECORDER_CLOCK", pylu_clock_name()) < 0 ||
-        PyModule_AddIntConstant(module, "LOG_FORMAT_VERSION", PYLU_LOG_VERSION) < 0) {
+    pylu_recorder_install_atfork();
+    if (PyModule_AddStringConstant(module, "RECORDER_CLOCK", pylu_clock_name()) < 0) {
         goto error;
     }
     if (process_hooks_done) {

@@ -14,7 +14,8 @@ _Atomic uint32_t pylu_session = 0;
 void (*pylu_ring_name_hook)(char *name, size_t size) = NULL;
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct pylu_ring *registry_head = NULL;
+static struct pylu_ring *registry_head = NULL;    /* adopted by the consumer */
+static struct pylu_ring *registry_fresh = NULL;   /* registered, not yet adopted */
 static uint32_t registry_slots = 0;
 static uint32_t session_counter = 0;   /* under the mutex; ids are never reused */
 static uint32_t next_thread_index = 0; /* under the mutex */
@@ -28,10 +29,12 @@ thread_exited(void *value)
     /* Runs at pthread exit. The ring may belong to an ended session (already freed), so
      * only mark it if it is still registered. */
     pthread_mutex_lock(&registry_mutex);
-    for (struct pylu_ring *r = registry_head; r != NULL; r = r->next) {
-        if (r == value) {
-            atomic_store_explicit(&r->orphaned, 1, memory_order_release);
-            break;
+    struct pylu_ring *lists[2] = {registry_fresh, registry_head};
+    for (int i = 0; i < 2; i++) {
+        for (struct pylu_ring *r = lists[i]; r != NULL; r = r->next) {
+            if (r == value) {
+                atomic_store_explicit(&r->orphaned, 1, memory_order_release);
+            }
         }
     }
     pthread_mutex_unlock(&registry_mutex);
@@ -76,8 +79,8 @@ pylu_ring_attach_slow(void)
         return NULL;
     }
     r->thread = next_thread_index++;
-    r->next = registry_head;
-    registry_head = r;
+    r->next = registry_fresh;
+    registry_fresh = r;
     pthread_mutex_unlock(&registry_mutex);
     pthread_setspecific(exit_key, r);
     pylu_tls.ring = r;
@@ -111,8 +114,17 @@ pylu_ring_free(struct pylu_ring *ring)
 {
     if (ring != NULL) {
         free(ring->buf);
-        free(ring->live);
         free(ring);
+    }
+}
+
+static void
+free_list(struct pylu_ring *r)
+{
+    while (r != NULL) {
+        struct pylu_ring *next = r->next;
+        pylu_ring_free(r);
+        r = next;
     }
 }
 
@@ -120,14 +132,11 @@ void
 pylu_registry_free_all(void)
 {
     pthread_mutex_lock(&registry_mutex);
-    struct pylu_ring *r = registry_head;
-    registry_head = NULL;
+    struct pylu_ring *adopted = registry_head, *fresh = registry_fresh;
+    registry_head = registry_fresh = NULL;
     pthread_mutex_unlock(&registry_mutex);
-    while (r != NULL) {
-        struct pylu_ring *next = r->next;
-        pylu_ring_free(r);
-        r = next;
-    }
+    free_list(adopted);
+    free_list(fresh);
 }
 
 uint64_t
@@ -138,7 +147,35 @@ pylu_registry_alloc_failures(void)
 
 void pylu_registry_lock(void) { pthread_mutex_lock(&registry_mutex); }
 void pylu_registry_unlock(void) { pthread_mutex_unlock(&registry_mutex); }
-struct pylu_ring *pylu_registry_first(void) { return registry_head; }
+
+int
+pylu_registry_adopt(int (*adopt)(void *ctx, struct pylu_ring *ring), void *ctx)
+{
+    /* Oldest first, as the threads registered. */
+    struct pylu_ring *ordered = NULL;
+    while (registry_fresh != NULL) {
+        struct pylu_ring *next = registry_fresh->next;
+        registry_fresh->next = ordered;
+        ordered = registry_fresh;
+        registry_fresh = next;
+    }
+    while (ordered != NULL) {
+        struct pylu_ring *r = ordered;
+        if (adopt(ctx, r) < 0) {
+            break;   /* the rest stay fresh: offered again next time */
+        }
+        ordered = r->next;
+        r->next = registry_head;
+        registry_head = r;
+    }
+    while (ordered != NULL) {
+        struct pylu_ring *next = ordered->next;
+        ordered->next = registry_fresh;
+        registry_fresh = ordered;
+        ordered = next;
+    }
+    return registry_fresh == NULL ? 0 : -1;
+}
 
 void
 pylu_registry_unlink(struct pylu_ring *ring)
@@ -200,15 +237,12 @@ void
 pylu_registry_atfork_child(void)
 {
     /* The parent's flusher writes what these rings hold; the child only drops its copy. */
-    struct pylu_ring *r = registry_head;
-    registry_head = NULL;
+    struct pylu_ring *adopted = registry_head, *fresh = registry_fresh;
+    registry_head = registry_fresh = NULL;
     atomic_store_explicit(&pylu_session, 0, memory_order_relaxed);
     atomic_store_explicit(&alloc_failures, 0, memory_order_relaxed);
     atomic_store(&consumer_sleeping, 0);   /* the parent's flusher is not ours */
     pthread_mutex_unlock(&registry_mutex);
-    while (r != NULL) {
-        struct pylu_ring *next = r->next;
-        pylu_ring_free(r);
-        r = next;
-    }
+    free_list(adopted);
+    free_list(fresh);
 }

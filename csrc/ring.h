@@ -48,14 +48,7 @@ struct pylu_ring {
     int32_t os_tid;
     uint32_t wake_mask;           /* the producer checks its fill every wake_mask+1 records */
     char name[64];
-    /* Fields below belong to the flusher. */
-    int announced;
-    uint64_t dropped_reported;
-    uint32_t enc_frame;           /* frame number the encoder state below belongs to */
-    uint32_t enc_code;
-    uint64_t enc_ticks;
-    void *live;                   /* live aggregate state (flusher.c) */
-    struct pylu_ring *next;
+    struct pylu_ring *next;       /* registry list (registry lock) */
 };
 
 /* Thread-local view of the ring: valid only while `session` equals pylu_session. */
@@ -79,7 +72,7 @@ void pylu_ring_check_fill(struct pylu_ring *r) __attribute__((cold, noinline));
 /* Optional: fills a thread's display name at ring creation (set by the Python glue). */
 extern void (*pylu_ring_name_hook)(char *name, size_t size);
 
-/* ---- session control (recorder_py.c / flusher.c) ---- */
+/* ---- session control (flusher.c) ---- */
 /* Begin a session with rings of `slots` (power of two >= 4). Returns the session id. */
 uint32_t pylu_registry_begin(uint32_t slots);
 /* Producers stop at their next event; rings stay until pylu_registry_free_all(). */
@@ -89,12 +82,43 @@ void pylu_registry_free_all(void);
 /* Records lost because a ring could not be allocated. */
 uint64_t pylu_registry_alloc_failures(void);
 
-/* ---- flusher side ---- */
+/* ---- the consumer (the flusher, alone) ---- */
 void pylu_registry_lock(void);
 void pylu_registry_unlock(void);
-struct pylu_ring *pylu_registry_first(void);            /* lock held */
-void pylu_registry_unlink(struct pylu_ring *ring);      /* lock held; caller frees */
+/* Lock held: offer each ring registered since the last call to `adopt`, oldest first; the
+ * consumer keeps its own state for it from now on. A ring whose adopt() fails (returns -1)
+ * is offered again next time, with those after it; then this returns -1. */
+int pylu_registry_adopt(int (*adopt)(void *ctx, struct pylu_ring *ring), void *ctx);
+/* Lock held: take a drained, orphaned ring out of the registry; the caller frees it. */
+void pylu_registry_unlink(struct pylu_ring *ring);
 void pylu_ring_free(struct pylu_ring *ring);
+
+/* Records [head, tail) of a ring, indices masked into buf. */
+typedef struct {
+    const struct pylu_rec *buf;
+    unsigned int mask;
+    unsigned int head;
+    unsigned int tail;
+} pylu_rec_span;
+
+/* What the ring holds now (the tail read with acquire). */
+static inline pylu_rec_span
+pylu_ring_peek(struct pylu_ring *r)
+{
+    pylu_rec_span span = {r->buf, r->ring.mask, r->ring.c_head, ck_pr_load_uint(&r->ring.p_tail)};
+    PYLU_TSAN_ACQUIRE(&r->ring.p_tail);
+    return span;
+}
+
+/* The span was consumed: its slots go back to the producer. */
+static inline void
+pylu_ring_release(struct pylu_ring *r, const pylu_rec_span *span)
+{
+    /* Our reads of the slots happen before the producer may reuse them. */
+    ck_pr_fence_store_atomic();
+    PYLU_TSAN_RELEASE(&r->ring.c_head);
+    ck_pr_store_uint(&r->ring.c_head, span->tail);
+}
 
 /* Waking the flusher. It reads the sequence before looking for work, then sleeps until
  * the sequence changes or the timeout passes. pylu_registry_wake is lock-free and makes a

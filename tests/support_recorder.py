@@ -5,9 +5,9 @@ import sys
 import textwrap
 from collections import Counter
 
-from pyliveupdate import _engine
-
-EV_CALL, EV_RESUME, EV_RETURN, EV_YIELD, EV_UNWIND, EV_LINE, EV_LINE_MARK = range(1, 8)
+from pyliveupdate import _reader
+from pyliveupdate._reader import (EV_CALL, EV_LINE, EV_LINE_MARK, EV_RESUME,  # noqa: F401
+                                  EV_RETURN, EV_UNWIND, EV_YIELD)
 
 
 def private_dir(path):
@@ -28,7 +28,7 @@ class Log:
     """Everything in one log, read through the tuple iterator."""
 
     def __init__(self, path):
-        self.reader = _engine.LogReader(path)
+        self.reader = _reader.LogReader(path)
         self.items = list(self.reader)
         self.events = [i for i in self.items if i[0] == "event"]
         self.metas = [i for i in self.items if i[0] != "event"]

@@ -13,6 +13,7 @@
 
 #include "flusher.h"
 #include "record.h"
+#include "recorder_fork.h"
 
 #define PRODUCERS 8
 #define EVENTS 200000
@@ -27,7 +28,7 @@ producer(void *arg)
     for (uint64_t i = 0; i < n; i++) {
         pylu_record((pylu_event_kind)(1 + i % 7), (uint32_t)(100 + id), (uint32_t)(i & 1023));
         if ((i & 0xFFFF) == 0) {
-            pylu_flusher_text(2, "checkpoint", 10);
+            pylu_record_text(2, "checkpoint", 10);
         }
     }
     produced[id] = n;
@@ -80,7 +81,7 @@ main(void)
         perror("mkdtemp");
         return 1;
     }
-    pylu_flusher_install_atfork();
+    pylu_recorder_install_atfork();
     int rc = round_trip(dir, 65536) || round_trip(dir, 64) || round_trip(dir, 4);
     rmdir(dir);
     if (rc == 0) {

@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from pyliveupdate import _engine
-from support_recorder import Log, private_dir
+from pyliveupdate import _engine, _reader
+from support_recorder import Log, private_dir, run_child
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BATCH = 3000
@@ -52,10 +52,10 @@ def test_whole_log(batched_log):
 def test_chunks_match_the_tuple_path(batched_log):
     path, _, _ = batched_log
     tuples = [e[1:] for e in Log(path).events]
-    r = _engine.LogReader(path)
+    r = _reader.LogReader(path)
     from_chunks, metas = [], []
     for events, m in r.chunks():
-        assert len(events) % _engine.LOG_EVENT_SIZE == 0 and _engine.LOG_EVENT_SIZE == 24
+        assert len(events) % _reader.LOG_EVENT_SIZE == 0 and _reader.LOG_EVENT_SIZE == 24
         for ts, code, line, thread, kind, _pad in struct.iter_unpack("<qIIIHH", events):
             from_chunks.append((kind, thread, ts, code, line))
         metas.extend(m)
@@ -102,25 +102,25 @@ def test_empty_and_foreign_files_are_refused(tmp_path, batched_log):
     empty = tmp_path / "empty.pylog"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty file, not a pyliveupdate log"):
-        _engine.LogReader(str(empty))
+        _reader.LogReader(str(empty))
     text = tmp_path / "notes.txt"
     text.write_text("hello, this is not a log\n" * 10)
     with pytest.raises(ValueError, match="not a pyliveupdate log"):
-        _engine.LogReader(str(text))
+        _reader.LogReader(str(text))
     with pytest.raises(ValueError, match="not a pyliveupdate log"):
-        _engine.LogReader(shutil.which("sh"))
+        _reader.LogReader(shutil.which("sh"))
     future = tmp_path / "future.pylog"
     future.write_bytes(data[:8] + struct.pack("<H", 99) + data[10:])
     with pytest.raises(ValueError, match="version 99"):
-        _engine.LogReader(str(future))
+        _reader.LogReader(str(future))
     short = tmp_path / "short.pylog"
     short.write_bytes(data[:20])
     with pytest.raises(ValueError, match="truncated header"):
-        _engine.LogReader(str(short))
+        _reader.LogReader(str(short))
     with pytest.raises(FileNotFoundError):
-        _engine.LogReader(str(tmp_path / "nope.pylog"))
+        _reader.LogReader(str(tmp_path / "nope.pylog"))
     with pytest.raises(ValueError, match="not a regular file"):
-        _engine.LogReader(str(tmp_path))
+        _reader.LogReader(str(tmp_path))
 
 
 def test_reading_a_log_that_is_still_being_written(tmp_path):
@@ -144,7 +144,7 @@ def test_header_fields(tmp_path):
     d = private_dir(tmp_path / "logs")
     path = _engine.recorder_start(d)
     _engine.recorder_stop()
-    h = _engine.LogReader(path).header
+    h = _reader.LogReader(path).header
     assert h["pid"] == os.getpid()
     assert h["clock"] == _engine.RECORDER_CLOCK
     assert h["ticks_per_sec"] > 1e6
@@ -170,7 +170,7 @@ def test_random_damage_never_crashes_and_is_always_reported(batched_log, tmp_pat
             bad = bad[:rnd.randrange(len(bad))]
         p.write_bytes(bytes(bad))
         try:
-            r = _engine.LogReader(str(p))
+            r = _reader.LogReader(str(p))
         except ValueError as e:
             assert "pyliveupdate log" in str(e)
             continue
@@ -180,3 +180,29 @@ def test_random_damage_never_crashes_and_is_always_reported(batched_log, tmp_pat
             assert r.error is not None or (not r.complete and len(bad) < len(data))
             reported += r.error is not None
     assert reported > 50
+
+
+def test_targets_do_not_load_the_reader_and_old_names_still_resolve():
+    out = run_child("""
+        import sys
+        from pyliveupdate import _engine
+        assert "pyliveupdate._reader" not in sys.modules, "the runtime loaded the reader"
+        from pyliveupdate import _reader
+        assert _engine.LogReader is _reader.LogReader
+        assert _engine.CallTreeBuilder is _reader.CallTreeBuilder
+        assert _engine.LOG_EVENT_SIZE == _reader.LOG_EVENT_SIZE == 24
+        assert getattr(_engine, "no_such_name", "absent") == "absent"
+        print("ok")
+    """)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_kinds_are_one_definition_exported_by_both_modules():
+    names = ["EV_CALL", "EV_RESUME", "EV_RETURN", "EV_YIELD", "EV_UNWIND", "EV_LINE",
+             "EV_LINE_MARK", "TEXT_DEBUG", "TEXT_HANDLER", "TEXT_ENGINE", "LOG_FORMAT_VERSION"]
+    assert [getattr(_engine, n) for n in names] == [getattr(_reader, n) for n in names]
+    assert [getattr(_reader, n) for n in names[:7]] == list(range(1, 8))   # the log format
+    for kind in (_reader.TEXT_DEBUG, _reader.TEXT_HANDLER, _reader.TEXT_ENGINE):
+        assert _engine.recorder_text(kind, "not recording") is False   # accepted, not queued
+    with pytest.raises(ValueError, match="text kind"):
+        _engine.recorder_text(_reader.TEXT_ENGINE + 1, "x")

@@ -1,0 +1,276 @@
+/* encoder.c — packing and compressing the log; see encoder.h and logformat.h. */
+#include "encoder.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "logformat.h"
+
+static int
+fail(pylu_encoder *e, int code, const char *what, int err)
+{
+    e->err_what = what;
+    e->err_errno = err;
+    return code;
+}
+
+int
+pylu_encoder_init(pylu_encoder *e, struct pylu_sink *sink, int level, char *err,
+                  size_t err_size)
+{
+    memset(e, 0, sizeof *e);
+    e->sink = sink;
+    e->cctx = ZSTD_createCCtx();
+    if (e->cctx == NULL) {
+        snprintf(err, err_size, "out of memory (zstd context)");
+        return -1;
+    }
+    size_t zr = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(zr)) {
+        zr = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 1);
+    }
+    if (!ZSTD_isError(zr) && level <= 3) {
+        /* Fast levels: a 128 KiB window instead of 512 KiB. On a 7.8 M-event trace (fib +
+         * line-timed loop) the same size (0.420 vs 0.416 bytes/event), ~13% less time
+         * compressing, and a smaller cache footprint beside the program. */
+        zr = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_windowLog, 17);
+    }
+    if (ZSTD_isError(zr)) {
+        snprintf(err, err_size, "zstd: %s", ZSTD_getErrorName(zr));
+        pylu_encoder_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+void
+pylu_encoder_free(pylu_encoder *e)
+{
+    ZSTD_freeCCtx(e->cctx);
+    e->cctx = NULL;
+    pylu_buf_free(&e->pack);
+    pylu_buf_free(&e->out);
+}
+
+void
+pylu_encoder_error(const pylu_encoder *e, char *buf, size_t size)
+{
+    if (e->err_errno) {
+        snprintf(buf, size, "%s: %s", e->err_what, strerror(e->err_errno));
+    }
+    else {
+        snprintf(buf, size, "%s", e->err_what ? e->err_what : "no error");
+    }
+}
+
+static void
+put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+int
+pylu_encoder_write_header(pylu_encoder *e, const pylu_log_header *h)
+{
+    size_t argv_len = h->argv_len > PYLU_HEADER_MAX_ARGV ? PYLU_HEADER_MAX_ARGV : h->argv_len;
+    uint8_t hdr[PYLU_HEADER_FIXED + PYLU_HEADER_MAX_ARGV];
+    uint64_t tps_bits;
+    memcpy(&tps_bits, &h->ticks_per_sec, sizeof tps_bits);
+    memcpy(hdr, PYLU_LOG_MAGIC, PYLU_LOG_MAGIC_LEN);
+    put_le(hdr + PYLU_HDR_VERSION, PYLU_LOG_VERSION, 2);
+    put_le(hdr + PYLU_HDR_SIZE, PYLU_HEADER_FIXED + argv_len, 2);
+    put_le(hdr + PYLU_HDR_PID, h->pid, 4);
+    put_le(hdr + PYLU_HDR_START_UNIX_NS, h->start_unix_ns, 8);
+    put_le(hdr + PYLU_HDR_START_TICKS, h->start_ticks, 8);
+    put_le(hdr + PYLU_HDR_TICKS_PER_SEC, tps_bits, 8);
+    put_le(hdr + PYLU_HDR_CLOCK, h->clock, 4);
+    put_le(hdr + PYLU_HDR_ARGV_LEN, argv_len, 4);
+    if (argv_len) {
+        memcpy(hdr + PYLU_HEADER_FIXED, h->argv, argv_len);
+    }
+    int err = pylu_sink_write(e->sink, hdr, PYLU_HEADER_FIXED + argv_len);
+    return err ? fail(e, PYLU_ENC_SINK, "write failed", err) : 0;
+}
+
+/* ------------------------------------------------------------------ frames */
+
+int
+pylu_encoder_frame_open(pylu_encoder *e, uint64_t ticks, uint64_t ns)
+{
+    if (e->frame_open) {
+        return 0;
+    }
+    uint64_t v[2] = {ticks, ns};
+    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_CALIB) < 0 ||
+        pylu_buf_put_varints(&e->pack, 2, v) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory", 0);
+    }
+    e->frame_open = 1;
+    e->frame_no++;
+    e->selected = UINT32_MAX;
+    return 0;
+}
+
+static int
+compress(pylu_encoder *e, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {e->pack.data, e->pack.len, 0};
+    size_t remaining;
+    do {
+        if (pylu_buf_reserve(&e->out, ZSTD_CStreamOutSize()) < 0) {
+            return fail(e, PYLU_ENC_NOMEM, "out of memory compressing", 0);
+        }
+        ZSTD_outBuffer out = {e->out.data, e->out.cap, e->out.len};
+        remaining = ZSTD_compressStream2(e->cctx, &out, &in, mode);
+        e->out.len = out.pos;
+        if (ZSTD_isError(remaining)) {
+            return fail(e, PYLU_ENC_ZSTD, ZSTD_getErrorName(remaining), 0);
+        }
+    } while (in.pos < in.size || (mode == ZSTD_e_end && remaining != 0));
+    e->frame_raw += e->pack.len;
+    e->pack.len = 0;
+    return 0;
+}
+
+int
+pylu_encoder_feed(pylu_encoder *e)
+{
+    return e->frame_open ? compress(e, ZSTD_e_continue) : 0;
+}
+
+int
+pylu_encoder_frame_end(pylu_encoder *e)
+{
+    if (!e->frame_open) {
+        return 0;
+    }
+    e->frame_open = 0;
+    int rc = compress(e, ZSTD_e_end);
+    e->frame_raw = 0;
+    if (rc < 0) {
+        return rc;
+    }
+    size_t n = e->out.len;
+    e->out.len = 0;
+    int err = pylu_sink_write(e->sink, e->out.data, n);
+    if (err) {
+        return fail(e, PYLU_ENC_SINK, "write failed", err);
+    }
+    e->frames++;
+    if (pylu_sink_check(e->sink) != 0) {
+        return fail(e, PYLU_ENC_SINK, "the log file was deleted", 0);
+    }
+    return 0;
+}
+
+void
+pylu_encoder_discard(pylu_encoder *e)
+{
+    if (e->frame_open) {
+        ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_only);
+    }
+    e->frame_open = 0;
+    e->pack.len = 0;
+    e->out.len = 0;
+    e->frame_raw = 0;
+}
+
+size_t
+pylu_encoder_frame_size(const pylu_encoder *e)
+{
+    return e->frame_raw + e->pack.len;
+}
+
+pylu_bytebuf *
+pylu_encoder_pending(pylu_encoder *e)
+{
+    return &e->pack;
+}
+
+/* ------------------------------------------------------------------ records */
+
+int
+pylu_encoder_thread(pylu_encoder *e, uint32_t thread, int32_t os_tid, const char *name,
+                    size_t name_len)
+{
+    uint64_t v[2] = {thread, (uint64_t)(uint32_t)os_tid};
+    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_THREAD) < 0 ||
+        pylu_buf_put_varints(&e->pack, 2, v) < 0 ||
+        pylu_buf_put_str(&e->pack, name, name_len) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
+    }
+    return 0;
+}
+
+int
+pylu_encoder_drop(pylu_encoder *e, uint32_t thread, uint64_t dropped_so_far)
+{
+    uint64_t v[2] = {thread, dropped_so_far};
+    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_DROP) < 0 ||
+        pylu_buf_put_varints(&e->pack, 2, v) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
+    }
+    return 0;
+}
+
+int
+pylu_encoder_end_record(pylu_encoder *e)
+{
+    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_END) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
+    }
+    return 0;
+}
+
+/* Largest packed event: tag, zigzag32 code delta (5), line (4), zigzag64 ticks (10). */
+#define EVENT_MAX_BYTES 20
+
+int
+pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
+                    const pylu_rec_span *span)
+{
+    uint64_t n = (uint64_t)(unsigned int)(span->tail - span->head);
+    if (n == 0) {
+        return 0;
+    }
+    if (pylu_buf_reserve(&e->pack, 16 + n * EVENT_MAX_BYTES) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
+    }
+    if (t->frame != e->frame_no) {
+        t->frame = e->frame_no;
+        t->code = 0;
+        t->ticks = 0;
+    }
+    uint8_t *p = e->pack.data + e->pack.len;
+    if (e->selected != thread) {
+        *p++ = PYLU_TAG_THREAD_SELECT;
+        p = pylu_put_varint(p, thread);
+        e->selected = thread;
+    }
+    uint32_t code = t->code;
+    uint64_t ticks = t->ticks;
+    for (unsigned int i = span->head; i != span->tail; i++) {
+        const struct pylu_rec *rec = &span->buf[i & span->mask];
+        uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
+        uint8_t tag = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT));
+        uint8_t *tagp = p++;
+        if (rec->code_id != code) {
+            tag |= PYLU_TAG_EVENT_CODE;
+            p = pylu_put_varint(p, pylu_zigzag32((int32_t)(rec->code_id - code)));
+            code = rec->code_id;
+        }
+        if (line != 0) {
+            tag |= PYLU_TAG_EVENT_LINE;
+            p = pylu_put_varint(p, line);
+        }
+        p = pylu_put_varint(p, pylu_zigzag64((int64_t)(rec->ticks - ticks)));
+        ticks = rec->ticks;
+        *tagp = tag;
+    }
+    e->pack.len = (size_t)(p - e->pack.data);
+    t->code = code;
+    t->ticks = ticks;
+    return 0;
+}
