@@ -105,6 +105,9 @@ pylu_buf_put_str(pylu_bytebuf *b, const char *s, size_t n)
 static inline int
 pylu_buf_append(pylu_bytebuf *b, const void *data, size_t n)
 {
+    if (n == 0) {
+        return 0;   /* data may be NULL (an empty buffer) */
+    }
     if (pylu_buf_reserve(b, n) < 0) {
         return -1;
     }

@@ -137,7 +137,7 @@ compress(pylu_encoder *e, ZSTD_EndDirective mode)
 int
 pylu_encoder_feed(pylu_encoder *e)
 {
-    return e->frame_open ? compress(e, ZSTD_e_continue) : 0;
+    return e->frame_open && e->pack.len > 0 ? compress(e, ZSTD_e_continue) : 0;
 }
 
 int

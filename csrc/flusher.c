@@ -26,6 +26,7 @@ typedef struct {
     pylu_enc_thread enc;
     pylu_live_thread *live;
     uint64_t dropped_reported;
+    unsigned int idle_cycles;   /* cycles in a row that found its ring empty */
     /* this cycle's view */
     pylu_rec_span span;
     int orphaned;
@@ -50,7 +51,9 @@ typedef struct {
     int failed;                 /* discarding after a write failure */
     /* counters owned by the flusher, published to `stats` by publish() */
     uint64_t events, lost, frames, threads_seen, dropped_freed, dropped_live, cpu_ns, cycles;
-    uint64_t max_cycle_ns, max_gap_ns;
+    uint64_t max_cycle_ns, max_gap_ns, dozes, trims;
+    int busy;                   /* the last cycle found work (events, metadata, drops) */
+    int more;                   /* a ring moved to its next segment: cycle again at once */
 } session_t;
 
 /* state_mutex guards the fields below and the request/ack counters. */
@@ -112,6 +115,8 @@ publish(session_t *s)
     stats.cycles = s->cycles;
     stats.max_cycle_ns = s->max_cycle_ns;
     stats.max_gap_ns = s->max_gap_ns;
+    stats.dozes = s->dozes;
+    stats.ring_trims = s->trims;
     pthread_mutex_unlock(&state_mutex);
 }
 
@@ -184,6 +189,9 @@ forget_thread(session_t *s, size_t i)
     s->threads[i] = s->threads[--s->nthreads];
 }
 
+/* Cycles an empty ring waits before its memory is given back (pylu_ring_trim). */
+#define IDLE_CYCLES_BEFORE_TRIM 2
+
 /* Drain one thread's span: live aggregates, then the log (or discard after a failure). */
 static uint64_t
 drain_thread(session_t *s, drained_thread *t)
@@ -196,7 +204,13 @@ drain_thread(session_t *s, drained_thread *t)
         if (frame_open(s) == 0) {
             encoder_failed(s, pylu_encoder_events(&s->enc, &t->enc, t->ring->thread, &t->span));
         }
-        pylu_ring_release(t->ring, &t->span);
+    }
+    pylu_ring_release(t->ring, &t->span);   /* also moves on from a finished segment */
+    t->idle_cycles = n > 0 ? 0 : t->idle_cycles + 1;
+    if (t->idle_cycles == IDLE_CYCLES_BEFORE_TRIM && pylu_ring_trim(t->ring) > 0) {
+        s->trims++;
+    }
+    if (n > 0) {
         if (s->failed) {
             s->lost += n;
         }
@@ -208,8 +222,9 @@ drain_thread(session_t *s, drained_thread *t)
     if (d != t->dropped_reported && frame_open(s) == 0 &&
         encoder_failed(s, pylu_encoder_drop(&s->enc, t->ring->thread, d)) == 0) {
         t->dropped_reported = d;
+        s->busy = 1;
     }
-    if (!s->failed) {
+    if (!s->failed && n > 0) {
         if (pylu_encoder_frame_size(&s->enc) >= PYLU_FRAME_TARGET_BYTES) {
             frame_end(s);
         }
@@ -227,6 +242,8 @@ cycle(session_t *s)
 {
     double fill = 0;
     s->cycles++;
+    s->busy = 0;
+    s->more = 0;
 
     /* 1. Rings that appeared are adopted (THREAD records), then how far each is filled:
      *    orphaned is read before the tail, so a ring seen orphaned is drained to its end. */
@@ -250,6 +267,7 @@ cycle(session_t *s)
     pylu_registry_lock();
     pylu_registry_adopt(adopt_ring, s);
     pylu_registry_unlock();
+    s->busy |= s->meta.len > 0;
     if (s->meta.len > 0 && frame_open(s) == 0 &&
         pylu_buf_append(pylu_encoder_pending(&s->enc), s->meta.data, s->meta.len) < 0) {
         session_report_error(s, "out of memory");
@@ -260,11 +278,13 @@ cycle(session_t *s)
     for (size_t i = 0; i < s->nthreads;) {
         drained_thread *t = &s->threads[i];
         uint64_t n = drain_thread(s, t);
-        if ((double)n / t->ring->ring.size > fill) {
-            fill = (double)n / t->ring->ring.size;
+        if ((double)n / pylu_span_capacity(&t->span) > fill) {
+            fill = (double)n / pylu_span_capacity(&t->span);
         }
-        if (t->orphaned) {
-            forget_thread(s, i);   /* the last one moves into slot i */
+        s->busy |= n > 0;
+        s->more |= t->span.next != NULL;
+        if (t->orphaned && t->span.next == NULL) {
+            forget_thread(s, i);   /* drained to its end; the last one moves into slot i */
             continue;
         }
         dropped_live += atomic_load_explicit(&t->ring->dropped, memory_order_relaxed);
@@ -277,6 +297,61 @@ cycle(session_t *s)
 
 /* ------------------------------------------------------------------ the thread */
 
+/* Cycles without work before the flusher dozes (sleeps until a producer or a request
+ * wakes it): an idle process pays no wake-ups and its log does not grow. */
+#define IDLE_CYCLES_BEFORE_DOZE 3
+
+/* Anything for the flusher to do: records, a finished segment, drops, new rings, metadata. */
+static int
+work_pending(session_t *s)
+{
+    pylu_registry_lock();
+    int pending = !pylu_registry_all_adopted();
+    for (size_t i = 0; i < s->nthreads && !pending; i++) {
+        drained_thread *t = &s->threads[i];
+        pylu_rec_span span = pylu_ring_peek(t->ring);
+        pending = span.tail != span.head || span.next != NULL ||
+                  atomic_load_explicit(&t->ring->orphaned, memory_order_acquire) ||
+                  atomic_load_explicit(&t->ring->dropped, memory_order_relaxed) !=
+                      t->dropped_reported;
+    }
+    pylu_registry_unlock();
+    return pending || pylu_metadata_pending();
+}
+
+/* Nothing has recorded for a while: end the open frame, then sleep without a timer until
+ * a producer (its next record takes the slow path and wakes us), a text, a flush or a stop
+ * request comes. Before the long sleep, one more look after a flush period: a producer
+ * that read the session word before the doze bit was set commits without waking us. */
+static void
+doze(session_t *s)
+{
+    if (s->enc.frame_open) {
+        frame_end(s);
+    }
+    s->dozes++;
+    publish(s);
+    uint32_t seq = pylu_registry_wake_seq();
+    pylu_registry_doze();
+    if (!work_pending(s)) {
+        pylu_registry_sleep(seq, (uint64_t)s->cfg.flush_ms * 1000000u);
+        if (pylu_registry_wake_seq() == seq && !work_pending(s)) {
+            pylu_registry_sleep(seq, 0);
+        }
+    }
+    pylu_registry_undoze();
+}
+
+static int
+requests(uint64_t *want_flush)
+{
+    pthread_mutex_lock(&state_mutex);
+    *want_flush = flush_requested;
+    int stopping = stop_requested;
+    pthread_mutex_unlock(&state_mutex);
+    return stopping;
+}
+
 static void *
 flusher_main(void *arg)
 {
@@ -284,20 +359,23 @@ flusher_main(void *arg)
     pthread_setname_np(pthread_self(), "pylu-flusher");   /* for top -H, perf, gdb */
     uint64_t wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
     uint64_t last_cycle = pylu_clock_mono_ns(), last_start = last_cycle;
+    int idle_cycles = 0;
     for (;;) {
         /* Sleep until the timer, a flush or stop request, or a producer whose ring
          * passed half full (see pylu_ring_check_fill). */
         uint32_t seq = pylu_registry_wake_seq();
-        pthread_mutex_lock(&state_mutex);
-        uint64_t want_flush = flush_requested;
-        int stopping = stop_requested;
-        pthread_mutex_unlock(&state_mutex);
+        uint64_t want_flush;
+        int stopping = requests(&want_flush);
         if (!stopping && want_flush == flush_done) {
-            pylu_registry_sleep(seq, wait_ns);
-            pthread_mutex_lock(&state_mutex);
-            want_flush = flush_requested;
-            stopping = stop_requested;
-            pthread_mutex_unlock(&state_mutex);
+            if (idle_cycles >= IDLE_CYCLES_BEFORE_DOZE) {
+                doze(s);
+                idle_cycles = 0;
+                last_cycle = last_start = pylu_clock_mono_ns();
+            }
+            else {
+                pylu_registry_sleep(seq, wait_ns);
+            }
+            stopping = requests(&want_flush);
         }
 
         uint64_t started = pylu_clock_mono_ns();
@@ -306,13 +384,20 @@ flusher_main(void *arg)
         }
         last_start = started;
         double fill = cycle(s);
+        int busy = s->busy;
+        while (s->more && !s->failed) {
+            cycle(s);   /* a ring moved to its next segment: drain that too */
+            busy |= s->busy;
+        }
+        idle_cycles = busy ? 0 : idle_cycles + 1;
         uint64_t now = pylu_clock_mono_ns();
-        /* Come back before the fullest ring, at its current pace, is an eighth full. */
+        /* Come back before the fullest ring, at its current pace, is three eighths full:
+         * usually before its producer must wake us at half full (a syscall it pays). */
         wait_ns = (uint64_t)s->cfg.flush_ms * 1000000u;
         if (fill > 0) {
-            double eighth = (double)(now - last_cycle) * (0.125 / fill);
-            if (eighth < (double)wait_ns) {
-                wait_ns = eighth < 100000.0 ? 100000u : (uint64_t)eighth;
+            double due = (double)(now - last_cycle) * (0.375 / fill);
+            if (due < (double)wait_ns) {
+                wait_ns = due < 100000.0 ? 100000u : (uint64_t)due;
             }
         }
         last_cycle = now;
@@ -599,6 +684,7 @@ pylu_flusher_stats(struct pylu_stats *out)
     }
     pthread_mutex_unlock(&state_mutex);
     pylu_metadata_counts(&out->codes, &out->texts);
+    pylu_registry_memory(&out->ring_bytes, &out->ring_bytes_peak);
 }
 
 /* ------------------------------------------------------------------ fork */

@@ -41,6 +41,10 @@ struct pylu_stats {
     uint64_t max_cycle_ns;    /* longest cycle (drain, compress, write) */
     uint64_t max_gap_ns;      /* longest time from one cycle's start to the next: how long
                                  a ring had to hold what its thread produced */
+    uint64_t dozes;           /* times the flusher slept for want of work */
+    uint64_t ring_bytes;      /* ring segments mapped now, and at most in this session */
+    uint64_t ring_bytes_peak;
+    uint64_t ring_trims;      /* idle rings whose pages were given back */
     char error[4608];       /* empty, or why recording stopped */
 };
 

@@ -37,6 +37,7 @@ pylu_record_code(uint32_t code_id, const char *qualname, const char *filename,
         codes_count++;
     }
     pthread_mutex_unlock(&meta_mutex);
+    pylu_registry_wake_if_dozing();
     return rc;
 }
 
@@ -44,14 +45,10 @@ int
 pylu_record_text(int kind, const char *text, size_t len)
 {
     uint32_t session = atomic_load_explicit(&pylu_session, memory_order_acquire);
-    if (session == 0) {
+    if (session == 0 || (pylu_tls.session != session && pylu_ring_enter_slow() == NULL)) {
         return -1;
     }
-    struct pylu_ring *r = pylu_tls.session == session ? pylu_tls.ring : pylu_ring_attach_slow();
-    if (r == NULL) {
-        return -1;
-    }
-    uint64_t v[3] = {r->thread, pylu_clock_ticks(), (uint64_t)kind};
+    uint64_t v[3] = {pylu_tls.ring->thread, pylu_clock_ticks(), (uint64_t)kind};
     pthread_mutex_lock(&meta_mutex);
     size_t mark = texts_pending.len;
     int rc = pylu_buf_put_byte(&texts_pending, PYLU_TAG_TEXT);
@@ -64,6 +61,7 @@ pylu_record_text(int kind, const char *text, size_t len)
         texts_count++;
     }
     pthread_mutex_unlock(&meta_mutex);
+    pylu_registry_wake_if_dozing();
     return rc;
 }
 
@@ -96,6 +94,15 @@ pylu_metadata_take(pylu_bytebuf *out)
     texts_pending.len = 0;
     pthread_mutex_unlock(&meta_mutex);
     return rc;
+}
+
+int
+pylu_metadata_pending(void)
+{
+    pthread_mutex_lock(&meta_mutex);
+    int pending = codes_taken < codes_all.len || texts_pending.len > 0;
+    pthread_mutex_unlock(&meta_mutex);
+    return pending;
 }
 
 void

@@ -31,6 +31,8 @@ void pylu_metadata_session_begin(void);
  * records (which leave the queue either way). -1: out of memory, nothing taken.
  * out NULL: only drop the queued texts (the log failed). */
 int pylu_metadata_take(pylu_bytebuf *out);
+/* Whether anything waits to be taken (the flusher's last look before it dozes). */
+int pylu_metadata_pending(void);
 /* Code descriptions and text lines queued since the process started. */
 void pylu_metadata_counts(uint64_t *codes, uint64_t *texts);
 

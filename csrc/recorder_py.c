@@ -103,7 +103,7 @@ recorder_start(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"directory", "ring_slots", "level", "flush_ms", "frame_ms", NULL};
     PyObject *dir_obj;
-    unsigned long slots = 65536;
+    unsigned long slots = 1u << 20;   /* rings start at 1024 slots and grow up to this */
     int level = 1, flush_ms = 5, frame_ms = 100;
     PYLU_UNUSED(module);
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$kiii:recorder_start", kwlist,
@@ -171,7 +171,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -187,6 +187,10 @@ recorder_stats(PyObject *module, PyObject *unused)
         "cycles", (unsigned long long)st.cycles,
         "max_cycle_ns", (unsigned long long)st.max_cycle_ns,
         "max_gap_ns", (unsigned long long)st.max_gap_ns,
+        "dozes", (unsigned long long)st.dozes,
+        "ring_bytes", (unsigned long long)st.ring_bytes,
+        "ring_bytes_peak", (unsigned long long)st.ring_bytes_peak,
+        "ring_trims", (unsigned long long)st.ring_trims,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
@@ -423,7 +427,8 @@ stop_at_exit(void)
 
 PyMethodDef pylu_recorder_methods[] = {
     {"recorder_start", (PyCFunction)(void (*)(void))recorder_start, METH_VARARGS | METH_KEYWORDS,
-     "recorder_start(directory, *, ring_slots=65536, level=1, flush_ms=5, frame_ms=100) -> path"},
+     "recorder_start(directory, *, ring_slots=1048576, level=1, flush_ms=5, frame_ms=100) -> path\n"
+     "ring_slots: the most records a thread's ring may grow to hold."},
     {"recorder_stop", recorder_stop, METH_NOARGS, "Drain, write the final frame, close the log."},
     {"recorder_flush", recorder_flush, METH_NOARGS, "Drain now and end the current zstd frame."},
     {"recorder_active", recorder_active, METH_NOARGS, "True while events are being recorded."},

@@ -66,6 +66,11 @@ round_trip(const char *dir, uint32_t slots)
            (unsigned long long)st.dropped, (unsigned long long)st.frames,
            (unsigned long long)st.bytes_written, (unsigned long long)st.threads);
     unlink(path);
+    if (st.ring_bytes != 0) {
+        fprintf(stderr, "FAIL: %llu bytes of rings still mapped after stop\n",
+                (unsigned long long)st.ring_bytes);
+        return 1;
+    }
     if (st.events + st.dropped != want || st.error[0] != '\0' || st.threads != PRODUCERS) {
         fprintf(stderr, "FAIL: accounting (error: %s)\n", st.error);
         return 1;

@@ -1,0 +1,170 @@
+"""Rings sized by need, memory given back, and an idle recorder that costs nothing."""
+import json
+
+from support_recorder import Log, private_dir, run_child
+
+FIRST_SEGMENT_BYTES = 1024 * 16
+
+
+def test_a_burst_grows_the_ring_and_loses_nothing(tmp_path):
+    """A C loop flat out, with the flusher's timer at 10 s: only growth (and the wake-ups
+    at half full) keep the records; everything is in the log and the rings are unmapped
+    when the session ends."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, flush_ms=10000, frame_ms=60000)
+        e.recorder_bench(2_000_000)
+        during = e.recorder_stats()
+        e.recorder_stop()
+        print(json.dumps([path, during, e.recorder_stats()]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, during, after = json.loads(out.stdout)
+    assert after["dropped"] == 0 and after["events"] == 2_000_000, after
+    assert after["ring_bytes_peak"] > FIRST_SEGMENT_BYTES, after
+    assert during["ring_bytes"] > 0 and after["ring_bytes"] == 0
+    assert len(Log(path).events) == 2_000_000
+
+
+def test_the_largest_ring_is_respected_and_its_overflow_counted(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, ring_slots=4096, flush_ms=10000, frame_ms=60000)
+        e.recorder_bench(500_000)
+        e.recorder_stop()
+        print(json.dumps([path, e.recorder_stats()]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, stats = json.loads(out.stdout)
+    assert stats["ring_bytes_peak"] <= 4096 * 16 + FIRST_SEGMENT_BYTES
+    log = Log(path)
+    assert stats["events"] == len(log.events)
+    assert stats["events"] + stats["dropped"] == 500_000
+    assert sum(log.drops_per_thread().values()) == stats["dropped"]
+
+
+def test_two_hundred_profiled_threads_stay_within_32_mb(tmp_path):
+    """Issue 18: 200 live threads, each making 20,000 profiled calls, cost at most 32 MB of
+    resident memory once they wait (a thread pool between requests), and lose nothing."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, threading, time
+        from pyliveupdate import _engine, engine
+
+        def rss(key="VmRSS"):
+            for line in open("/proc/self/status"):
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+
+        def work(x):
+            return x + 1
+
+        N, CALLS = 200, 20_000
+        start, done = threading.Barrier(N + 1), threading.Barrier(N + 1)
+        release = threading.Event()
+
+        def body():
+            start.wait()
+            f = work
+            for i in range(CALLS):
+                f(i)
+            done.wait()
+            release.wait()
+
+        threads = [threading.Thread(target=body) for _ in range(N)]
+        for t in threads:
+            t.start()
+        _engine.recorder_start({d!r})
+        engine.arm(1, work.__code__, engine.Request(func_timing=True), module="m",
+                   source="monitoring")
+        before = rss()
+        start.wait()
+        done.wait()
+        _engine.recorder_flush()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and rss() - before > 32e6:
+            time.sleep(0.05)            # idle rings give their pages back within cycles
+        settled = rss() - before
+        stats = _engine.recorder_stats()
+        release.set()
+        for t in threads:
+            t.join()
+        engine.disarm(1)
+        _engine.recorder_stop()
+        print(json.dumps([settled, stats]))
+    """, timeout=240)
+    assert out.returncode == 0, out.stderr
+    settled, stats = json.loads(out.stdout)
+    assert stats["events"] == 200 * 20_000 * 2 and stats["dropped"] == 0, stats
+    assert settled <= 32e6, (settled, stats)
+
+
+def test_an_idle_recorder_dozes_and_wakes_for_the_next_record(tmp_path):
+    """Nothing recorded: the flusher stops waking (no CPU) and the log stops growing;
+    the next record, text or flush wakes it, and nothing is lost."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, os, threading, time
+
+        from pyliveupdate import _engine as e
+
+        def flusher_cpu_ticks():
+            for tid in os.listdir("/proc/self/task"):
+                base = "/proc/self/task/%s/" % tid
+                if open(base + "comm").read().strip() == "pylu-flusher":
+                    fields = open(base + "stat").read().rsplit(")", 1)[1].split()
+                    return int(fields[11]) + int(fields[12])   # utime + stime
+            return None
+
+        path = e.recorder_start({d!r}, flush_ms=1)
+        for i in range(1000):
+            e.recorder_emit(6, 3, i + 1)
+        deadline = time.monotonic() + 30
+        while e.recorder_stats()["dozes"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dozing = e.recorder_stats()
+        size, ticks = os.path.getsize(path), flusher_cpu_ticks()
+        time.sleep(1.0)                          # a thousand flush periods
+        idle = e.recorder_stats()
+        grew, spent = os.path.getsize(path) - size, flusher_cpu_ticks() - ticks
+        e.recorder_emit(6, 3, 1001)              # wakes it
+        t = threading.Thread(target=e.recorder_emit, args=(6, 3, 1002))
+        t.start(); t.join()                      # a new thread while dozing
+        while e.recorder_stats()["events"] < 1002 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        woke = e.recorder_stats()
+        e.recorder_text(3, "after the doze")
+        e.recorder_stop()
+        print(json.dumps([path, dozing, idle, woke, grew, spent]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, dozing, idle, woke, grew, spent = json.loads(out.stdout)
+    assert dozing["dozes"] >= 1
+    assert idle["cycles"] == dozing["cycles"], (dozing, idle)   # no wake-up in a second
+    assert grew == 0 and spent == 0, (grew, spent)
+    assert woke["events"] == 1002 and woke["cycles"] > idle["cycles"]
+    log = Log(path)
+    assert log.complete and log.error is None
+    assert sorted(ev[5] for ev in log.events) == list(range(1, 1003))
+    assert [m[4] for m in log.metas if m[0] == "text"] == ["after the doze"]
+
+
+def test_a_flush_reaches_a_dozing_flusher(tmp_path):
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, time
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, flush_ms=1, frame_ms=60000)
+        deadline = time.monotonic() + 30
+        while e.recorder_stats()["dozes"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        e.recorder_flush()                       # returns: the flusher woke and answered
+        e.recorder_stop()
+        print(json.dumps(e.recorder_stats()))
+    """, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["error"] is None
