@@ -224,8 +224,14 @@ pylu_encoder_end_record(pylu_encoder *e)
     return 0;
 }
 
-/* Largest packed event: tag, zigzag32 code delta (5), line (4), zigzag64 ticks (10). */
-#define EVENT_MAX_BYTES 20
+/* Largest packed event: tag, long-form byte, code delta (5), line (4), delta (10). */
+#define EVENT_MAX_BYTES 21
+
+static inline int
+is_line_kind(uint32_t kind)
+{
+    return kind == PYLU_EV_LINE || kind == PYLU_EV_LINE_MARK;
+}
 
 int
 pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
@@ -239,9 +245,7 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
         return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
     }
     if (t->frame != e->frame_no) {
-        t->frame = e->frame_no;
-        t->code = 0;
-        t->ticks = 0;
+        *t = (pylu_enc_thread){.frame = e->frame_no};
     }
     uint8_t *p = e->pack.data + e->pack.len;
     if (e->selected != thread) {
@@ -249,28 +253,46 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
         p = pylu_put_varint(p, thread);
         e->selected = thread;
     }
-    uint32_t code = t->code;
+    uint32_t code = t->code, prev_line = t->line;
     uint64_t ticks = t->ticks;
     for (unsigned int i = span->head; i != span->tail; i++) {
         const struct pylu_rec *rec = &span->buf[i & span->mask];
         uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
-        uint8_t tag = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT));
-        uint8_t *tagp = p++;
+        int64_t delta = (int64_t)(rec->ticks - ticks);
+        ticks = rec->ticks;
+        if (__builtin_expect(rec->code_id == code && delta >= 0 &&
+                             (line == 0 || is_line_kind(kind)), 1)) {
+            /* Short form: what a fib or loop trace is made of. */
+            *p++ = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT) | (delta & 0xF));
+            if (is_line_kind(kind)) {
+                p = pylu_put_varint(p, pylu_zigzag32((int32_t)(line - prev_line)));
+                prev_line = line;
+            }
+            p = pylu_put_varint(p, (uint64_t)delta >> PYLU_TAG_DELTA_BITS);
+            continue;
+        }
+        uint64_t magnitude = delta < 0 ? -(uint64_t)delta : (uint64_t)delta;
+        *p++ = (uint8_t)(PYLU_TAG_EVENT | (magnitude & 0xF));
+        uint8_t *ext = p++;
+        *ext = (uint8_t)(kind << PYLU_TAG_KIND_SHIFT);
         if (rec->code_id != code) {
-            tag |= PYLU_TAG_EVENT_CODE;
+            *ext |= PYLU_EXT_CODE;
             p = pylu_put_varint(p, pylu_zigzag32((int32_t)(rec->code_id - code)));
             code = rec->code_id;
         }
         if (line != 0) {
-            tag |= PYLU_TAG_EVENT_LINE;
+            *ext |= PYLU_EXT_LINE;
             p = pylu_put_varint(p, line);
         }
-        p = pylu_put_varint(p, pylu_zigzag64((int64_t)(rec->ticks - ticks)));
-        ticks = rec->ticks;
-        *tagp = tag;
+        if (delta < 0) {
+            *ext |= PYLU_EXT_NEGATIVE;
+        }
+        prev_line = line;
+        p = pylu_put_varint(p, magnitude >> PYLU_TAG_DELTA_BITS);
     }
     e->pack.len = (size_t)(p - e->pack.data);
     t->code = code;
+    t->line = prev_line;
     t->ticks = ticks;
     return 0;
 }

@@ -35,11 +35,12 @@ typedef struct {
     size_t argv_len;
 } pylu_log_header;
 
-/* Per-thread delta state: events encode code and ticks against the thread's previous
- * event in the same frame. Zero-initialised before the thread's first event. */
+/* Per-thread delta state: events encode code, line and ticks against the thread's
+ * previous event in the same frame. Zero-initialised before the thread's first event. */
 typedef struct {
-    uint32_t frame;          /* frame number (+1) the state belongs to; 0 = none yet */
+    uint32_t frame;          /* frame number the state belongs to; 0 = none yet */
     uint32_t code;
+    uint32_t line;
     uint64_t ticks;
 } pylu_enc_thread;
 

@@ -1,4 +1,4 @@
-/* logformat.h — the pyliveupdate log (.pylog) format, version 1. The one place it is defined.
+/* logformat.h — the pyliveupdate log (.pylog) format, version 2. The one place it is defined.
  *
  * A log is a fixed header followed by independent zstd frames (checksummed). Each frame
  * decompresses to a byte stream of records. A frame never depends on an earlier frame's
@@ -23,15 +23,26 @@
  *
  * Records in a frame. The first byte is a tag.
  *
- *   Event (tag bit 7 set):
+ *   Event (tag bit 7 set). Each thread has a code, a line and a tick count, all 0 at the
+ *   start of each frame; an event updates them.
  *     7   6   5   4   3   2   1   0
- *   +---+-----------+---+---+-------+
- *   | 1 |   kind    | L | C |  0 0  |   kind: pylu_event_kind (1..7)
- *   +---+-----------+---+---+-------+   C: zigzag(code_id - previous code_id) follows
- *   then [zigzag varint code delta if C] [varint line if L] zigzag varint tick delta
- *   The event belongs to the current thread (last THREAD_SELECT in this frame). Code id
- *   and tick deltas are against the previous event of that thread in this frame; both
- *   start at 0 in each frame. L clear means line 0.
+ *   +---+-----------+---------------+
+ *   | 1 |   kind    |      d        |   d: the low 4 bits of the tick delta (unsigned)
+ *   +---+-----------+---------------+
+ *   Short form, kind 1..7 (pylu_event_kind): the code is the thread's current one.
+ *     LINE, LINE_MARK: zigzag varint (line - the thread's line), then varint (delta >> 4)
+ *     other kinds:     line 0, then varint (delta >> 4)
+ *   Long form, kind 0: one more byte, then the fields it announces, then the delta:
+ *     0 kkk C L N 0    kkk: the kind; C: zigzag varint (code_id - the thread's code)
+ *                      follows; L: varint line follows (else line 0); N: the tick delta
+ *                      is negative (d and the varint hold its magnitude)
+ *     then [code delta if C] [line if L] varint (|delta| >> 4)
+ *   The writer uses the long form when the code changes, when a function event carries a
+ *   line, or when time steps back; a fib or loop trace is two bytes an event before zstd.
+ *   The event belongs to the current thread (last THREAD_SELECT in this frame).
+ *
+ *   Version 1 (still read): tag 1 kkk L C 0 0, then [zigzag varint code delta if C]
+ *   [varint line if L] zigzag varint tick delta.
  *
  *   Other records (tag bit 7 clear):
  *   THREAD_SELECT 0x01  varint thread          following events belong to this thread
@@ -56,14 +67,19 @@
 
 #define PYLU_LOG_MAGIC "\x89PYLULG\n"
 #define PYLU_LOG_MAGIC_LEN 8
-#define PYLU_LOG_VERSION 1
+#define PYLU_LOG_VERSION 2          /* what the writer writes */
+#define PYLU_LOG_VERSION_OLDEST 1   /* the oldest the reader reads */
 #define PYLU_HEADER_FIXED 48
 #define PYLU_HEADER_MAX_ARGV 16384
 
 #define PYLU_TAG_EVENT 0x80
-#define PYLU_TAG_EVENT_LINE 0x08
-#define PYLU_TAG_EVENT_CODE 0x04
 #define PYLU_TAG_KIND_SHIFT 4
+#define PYLU_TAG_DELTA_BITS 4       /* v2: low bits of the tick delta in the tag */
+#define PYLU_EXT_CODE 0x08          /* v2 long form's second byte */
+#define PYLU_EXT_LINE 0x04
+#define PYLU_EXT_NEGATIVE 0x02
+#define PYLU_V1_EVENT_LINE 0x08     /* v1 tag bits */
+#define PYLU_V1_EVENT_CODE 0x04
 
 enum {
     PYLU_TAG_THREAD_SELECT = 0x01,

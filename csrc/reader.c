@@ -17,12 +17,12 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "logdecode.h"
 #include "logformat.h"
 
 typedef struct {
-    uint32_t code;
-    uint64_t ticks;
-    uint32_t frame;   /* frame number code/ticks belong to (reset per frame) */
+    pylu_dec_thread dec;
+    uint32_t frame;   /* frame number `dec` belongs to (reset per frame) */
     int64_t last_ns;  /* kept across frames: a thread's times never go backwards */
 } thread_state;
 
@@ -42,6 +42,7 @@ typedef struct {
     size_t header_size;
     PyObject *header;           /* dict */
     PyObject *error;            /* None or str */
+    int version;                /* format version of the file */
     int complete;
     int done;
     uint32_t frame_no;
@@ -72,44 +73,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ decoding helpers */
 
-static inline int
-get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p < end; shift += 7) {
-        uint8_t b = *p++;
-        v |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80)) {
-            *pp = p;
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* No bounds checks: the caller knows at least 10 bytes remain. */
-static inline uint64_t
-get_varint_fast(const uint8_t **pp)
-{
-    const uint8_t *p = *pp;
-    uint64_t b = *p++, v = b & 0x7F;
-    if (b & 0x80) {
-        int shift = 7;
-        do {
-            b = *p++;
-            v |= (b & 0x7F) << shift;
-            shift += 7;
-        } while ((b & 0x80) && shift < 70);
-    }
-    *pp = p;
-    return v;
-}
-
-static inline int64_t unzigzag64(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
-static inline int32_t unzigzag32(uint64_t v) { return (int32_t)((uint32_t)(v >> 1) ^ -(uint32_t)(v & 1)); }
-
 static inline int64_t
 ticks_to_ns(LogReader *r, uint64_t ticks)
 {
@@ -120,7 +83,7 @@ static PyObject *
 get_str(const uint8_t **pp, const uint8_t *end)
 {
     uint64_t n;
-    if (get_varint(pp, end, &n) < 0 || n > (uint64_t)(end - *pp)) {
+    if (pylu_get_varint(pp, end, &n) < 0 || n > (uint64_t)(end - *pp)) {
         return NULL;
     }
     PyObject *s = PyUnicode_DecodeUTF8((const char *)*pp, (Py_ssize_t)n, "replace");
@@ -175,8 +138,7 @@ thread_slot(LogReader *r, uint64_t t)
     thread_state *s = &r->threads[t];
     if (s->frame != r->frame_no) {
         s->frame = r->frame_no;
-        s->code = 0;
-        s->ticks = 0;
+        s->dec = (pylu_dec_thread){0, 0, 0};
     }
     return s;
 }
@@ -218,31 +180,10 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             if (cur == NULL) {
                 return -2;
             }
-            uint64_t v, line = 0, dt;
-            if (end - p >= 30) {   /* room for three varints: no bounds checks needed */
-                if (tag & PYLU_TAG_EVENT_CODE) {
-                    cur->code += (uint32_t)unzigzag32(get_varint_fast(&p));
-                }
-                if (tag & PYLU_TAG_EVENT_LINE) {
-                    line = get_varint_fast(&p);
-                }
-                dt = get_varint_fast(&p);
+            uint32_t kind, line;
+            if (pylu_decode_event(r->version, tag, &p, end, &cur->dec, &kind, &line) < 0) {
+                return -2;
             }
-            else {
-                if (tag & PYLU_TAG_EVENT_CODE) {
-                    if (get_varint(&p, end, &v) < 0) {
-                        return -2;
-                    }
-                    cur->code += (uint32_t)unzigzag32(v);
-                }
-                if ((tag & PYLU_TAG_EVENT_LINE) && get_varint(&p, end, &line) < 0) {
-                    return -2;
-                }
-                if (get_varint(&p, end, &dt) < 0) {
-                    return -2;
-                }
-            }
-            cur->ticks += (uint64_t)unzigzag64(dt);
             if (r->nevents == r->events_cap) {
                 size_t cap = r->events_cap ? r->events_cap * 2 : 65536;
                 pylu_decoded_event *e = PyMem_Realloc(r->events, cap * sizeof *e);
@@ -256,16 +197,16 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             pylu_decoded_event *e = &r->events[r->nevents++];
             /* A new calibration point can move the tick->ns line by a few ns: never let
              * that make a thread's time run backwards (durations stay >= 0). */
-            int64_t ts = ticks_to_ns(r, cur->ticks);
+            int64_t ts = ticks_to_ns(r, cur->dec.ticks);
             if (ts < cur->last_ns) {
                 ts = cur->last_ns;
             }
             cur->last_ns = ts;
             e->ts_ns = ts;
-            e->code_id = cur->code;
-            e->line = (uint32_t)line;
+            e->code_id = cur->dec.code;
+            e->line = line;
             e->thread = (uint32_t)cur_thread;
-            e->kind = (uint16_t)((tag >> PYLU_TAG_KIND_SHIFT) & 7);
+            e->kind = (uint16_t)kind;
             e->pad = 0;
             continue;
         }
@@ -273,7 +214,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
         PyObject *s1, *s2, *s3;
         switch (tag) {
         case PYLU_TAG_THREAD_SELECT:
-            if (get_varint(&p, end, &a) < 0) {
+            if (pylu_get_varint(&p, end, &a) < 0) {
                 return -2;
             }
             cur = thread_slot(r, a);
@@ -283,7 +224,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             }
             break;
         case PYLU_TAG_CODE:
-            if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0 || a > UINT32_MAX) {
+            if (pylu_get_varint(&p, end, &a) < 0 || pylu_get_varint(&p, end, &b) < 0 || a > UINT32_MAX) {
                 return -2;
             }
             s1 = get_str(&p, end);
@@ -303,7 +244,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             }
             break;
         case PYLU_TAG_THREAD:
-            if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0) {
+            if (pylu_get_varint(&p, end, &a) < 0 || pylu_get_varint(&p, end, &b) < 0) {
                 return -2;
             }
             s1 = get_str(&p, end);
@@ -316,8 +257,8 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             }
             break;
         case PYLU_TAG_TEXT:
-            if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0 ||
-                get_varint(&p, end, &c) < 0) {
+            if (pylu_get_varint(&p, end, &a) < 0 || pylu_get_varint(&p, end, &b) < 0 ||
+                pylu_get_varint(&p, end, &c) < 0) {
                 return -2;
             }
             s1 = get_str(&p, end);
@@ -331,7 +272,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             }
             break;
         case PYLU_TAG_DROP:
-            if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0) {
+            if (pylu_get_varint(&p, end, &a) < 0 || pylu_get_varint(&p, end, &b) < 0) {
                 return -2;
             }
             if (add_meta(r, Py_BuildValue("(OKK)", r->st->str_drop, (unsigned long long)a,
@@ -340,7 +281,7 @@ parse_frame(LogReader *r, const uint8_t *p, const uint8_t *end)
             }
             break;
         case PYLU_TAG_CALIB:
-            if (get_varint(&p, end, &a) < 0 || get_varint(&p, end, &b) < 0) {
+            if (pylu_get_varint(&p, end, &a) < 0 || pylu_get_varint(&p, end, &b) < 0) {
                 return -2;
             }
             if (!r->have_calib) {
@@ -463,11 +404,13 @@ parse_header(LogReader *r, const char *path)
         return -1;
     }
     unsigned version = (unsigned)get_le(r->map + PYLU_HDR_VERSION, 2);
-    if (version != PYLU_LOG_VERSION) {
+    if (version < PYLU_LOG_VERSION_OLDEST || version > PYLU_LOG_VERSION) {
         PyErr_Format(PyExc_ValueError, "%s: pyliveupdate log format version %u; this reader "
-                     "reads version %d", path, version, PYLU_LOG_VERSION);
+                     "reads versions %d to %d", path, version, PYLU_LOG_VERSION_OLDEST,
+                     PYLU_LOG_VERSION);
         return -1;
     }
+    r->version = (int)version;
     size_t hsize = (size_t)get_le(r->map + PYLU_HDR_SIZE, 2);
     size_t argv_len = (size_t)get_le(r->map + PYLU_HDR_ARGV_LEN, 4);
     if (hsize != PYLU_HEADER_FIXED + argv_len || hsize > r->size) {

@@ -11,6 +11,7 @@
 #include <zstd.h>
 
 #include "encoder.h"
+#include "logdecode.h"
 #include "logformat.h"
 
 static int failures;
@@ -109,7 +110,10 @@ same_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_
     return 0;
 }
 
-#define EV(kind) (uint8_t)(PYLU_TAG_EVENT | ((kind) << PYLU_TAG_KIND_SHIFT))
+/* Version 2 events: the short form's tag, the long form's tag and its second byte. */
+#define SHORT(kind, d) (uint8_t)(PYLU_TAG_EVENT | ((kind) << PYLU_TAG_KIND_SHIFT) | (d))
+#define LONG(d) (uint8_t)(PYLU_TAG_EVENT | (d))
+#define EXT(kind) (uint8_t)((kind) << PYLU_TAG_KIND_SHIFT)
 
 /* ------------------------------------------------------------------ tests */
 
@@ -152,12 +156,12 @@ test_frames_hold_exactly_the_format(void)
         PYLU_TAG_CALIB, 0xE8, 0x07, 0x00,                   /* ticks 1000, ns 0 */
         PYLU_TAG_THREAD, 0x00, 77, 4, 'M', 'a', 'i', 'n',
         PYLU_TAG_THREAD_SELECT, 0x00,
-        EV(1) | PYLU_TAG_EVENT_CODE, 14, 0xE4, 0x0F,        /* code +7, ticks +1010 */
-        EV(6) | PYLU_TAG_EVENT_LINE, 0xAC, 0x02, 4,         /* line 300, ticks +2 */
-        EV(3) | PYLU_TAG_EVENT_CODE, 4, 1,                  /* code +2, ticks -1 */
+        LONG(0x2), EXT(1) | PYLU_EXT_CODE, 14, 0x3F,        /* code +7, ticks +1010 */
+        SHORT(6, 0x2), 0xD8, 0x04, 0x00,                    /* line +300, ticks +2 */
+        LONG(0x1), EXT(3) | PYLU_EXT_CODE | PYLU_EXT_NEGATIVE, 4, 0x00,   /* ticks -1 */
         PYLU_TAG_THREAD_SELECT, 0x01,
-        EV(1) | PYLU_TAG_EVENT_CODE, 18, 0xF8, 0x0F,        /* a thread's deltas are its own */
-        EV(5), 10,
+        LONG(0xC), EXT(1) | PYLU_EXT_CODE, 18, 0x3F,        /* a thread's deltas are its own */
+        SHORT(5, 0x5), 0x00,
         PYLU_TAG_DROP, 0x01, 5,
     };
     uint8_t raw[4096];
@@ -166,17 +170,22 @@ test_frames_hold_exactly_the_format(void)
     CHECK(c1 > 0, "frame 1 decompresses");
     CHECK(same_bytes(raw, raw_len, want1, sizeof want1, "frame 1"), "frame 1 bytes");
 
-    /* Frame 2: deltas start again from 0; the thread is selected again. */
-    struct pylu_rec more[1] = {rec(1030, 7, PYLU_EV_RETURN, 0)};
+    /* Frame 2: deltas start again from 0; the thread is selected again. A mark moves the
+     * line back, a function event with a line takes the long form, a long gap two bytes. */
+    struct pylu_rec more[4] = {rec(1030, 7, PYLU_EV_RETURN, 0), rec(6030, 7, PYLU_EV_LINE_MARK, 298),
+                               rec(6040, 7, PYLU_EV_CALL, 12), rec(6041, 7, PYLU_EV_LINE, 11)};
     CHECK(pylu_encoder_frame_open(&e, 1028, 28) == 0, "open 2");
-    pylu_rec_span s2 = span_of(more, 0, 0, 1);
+    pylu_rec_span s2 = span_of(more, 3, 0, 4);
     CHECK(pylu_encoder_events(&e, &t0, 0, &s2) == 0, "events 2");
     CHECK(pylu_encoder_end_record(&e) == 0, "end record");
     CHECK(pylu_encoder_frame_end(&e) == 0, "end 2");
     const uint8_t want2[] = {
         PYLU_TAG_CALIB, 0x84, 0x08, 28,
         PYLU_TAG_THREAD_SELECT, 0x00,
-        EV(3) | PYLU_TAG_EVENT_CODE, 14, 0x8C, 0x10,
+        LONG(0x6), EXT(3) | PYLU_EXT_CODE, 14, 0x40,        /* ticks +1030 */
+        SHORT(7, 0x8), 0xD4, 0x04, 0xB8, 0x02,              /* line +298, ticks +5000 */
+        LONG(0xA), EXT(1) | PYLU_EXT_LINE, 12, 0x00,
+        SHORT(6, 0x1), 0x01, 0x00,                          /* line -1 */
         PYLU_TAG_END,
     };
     size_t c2 = frame_at(&m, header_len + c1, raw, sizeof raw, &raw_len);
@@ -241,12 +250,80 @@ test_null_sink_counts_bytes(void)
     pylu_sink_close(null);
 }
 
+/* Random records (any kind, codes and lines jumping, time stepping back now and then)
+ * come back exactly through logdecode.h, the reader's decoder. */
+static void
+test_round_trip_through_the_decoder(void)
+{
+    enum { N = 20000 };
+    static struct pylu_rec recs[N];
+    uint64_t seed = 12345, ticks = 1u << 20;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t r = (uint32_t)(seed >> 33);
+        pylu_event_kind kind = (pylu_event_kind)(1 + r % 7);
+        uint32_t code = (r >> 3) % 8 == 0 ? (r >> 6) : 5;
+        uint32_t line = (r >> 9) % 3 == 0 ? 0 : (r >> 11) % 5 == 0 ? PYLU_REC_LINE_MAX : (r >> 13) % 400;
+        ticks += (r >> 20) % 31 == 0 ? (uint64_t)-(int64_t)((r >> 14) % 50) : (r >> 14) % 100000;
+        recs[i] = rec(ticks, code, kind, line);
+    }
+    struct memory_sink m = {.base = {&memory_ops, 0}};
+    pylu_encoder e;
+    char err[256];
+    CHECK(pylu_encoder_init(&e, &m.base, 1, err, sizeof err) == 0, "init: %s", err);
+    pylu_enc_thread t = {0};
+    pylu_encoder_frame_open(&e, 0, 0);
+    for (unsigned int at = 0; at < N; at += 4096) {   /* spans as drains hand them over */
+        pylu_rec_span span = span_of(recs, 32767, at, at + 4096 < N ? at + 4096 : N);
+        CHECK(pylu_encoder_events(&e, &t, 3, &span) == 0, "events");
+    }
+    CHECK(pylu_encoder_frame_end(&e) == 0, "end");
+    static uint8_t raw[N * 24];
+    size_t raw_len = 0;
+    CHECK(frame_at(&m, 0, raw, sizeof raw, &raw_len) > 0, "decompresses");
+    const uint8_t *p = raw, *end = raw + raw_len;
+    pylu_dec_thread dt = {0, 0, 0};
+    uint64_t v;
+    int i = 0, bad = 0;
+    while (p < end && !bad) {
+        uint8_t tag = *p++;
+        if (tag & PYLU_TAG_EVENT) {
+            uint32_t kind, line;
+            if (pylu_decode_event(PYLU_LOG_VERSION, tag, &p, end, &dt, &kind, &line) < 0 ||
+                i >= N) {
+                bad = 1;
+                break;
+            }
+            const struct pylu_rec *want = &recs[i++];
+            if (dt.ticks != want->ticks || dt.code != want->code_id ||
+                kind != (want->kind_line & 0xF) || line != want->kind_line >> 4) {
+                fprintf(stderr, "event %d: got (%llu, %u, %u, %u)\n", i - 1,
+                        (unsigned long long)dt.ticks, dt.code, kind, line);
+                bad = 1;
+            }
+        }
+        else if (tag == PYLU_TAG_THREAD_SELECT) {
+            bad = pylu_get_varint(&p, end, &v) < 0 || v != 3;
+        }
+        else if (tag == PYLU_TAG_CALIB) {
+            bad = pylu_get_varint(&p, end, &v) < 0 || pylu_get_varint(&p, end, &v) < 0;
+        }
+        else {
+            bad = 1;
+        }
+    }
+    CHECK(!bad && i == N, "round trip: %d of %d events, bad=%d", i, N, bad);
+    pylu_encoder_free(&e);
+    memory_close(&m.base);
+}
+
 int
 main(void)
 {
     test_frames_hold_exactly_the_format();
     test_sink_failures_are_reported();
     test_null_sink_counts_bytes();
+    test_round_trip_through_the_decoder();
     if (failures) {
         fprintf(stderr, "encoder test: %d failure(s)\n", failures);
         return 1;

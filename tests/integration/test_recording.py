@@ -33,7 +33,7 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path, clock):
     assert stats["events"] == 10 and stats["dropped"] == 0 and stats["error"] is None
     log = Log(path)
     assert log.error is None and log.complete
-    assert log.header["pid"] > 0 and log.header["version"] == 1
+    assert log.header["pid"] > 0 and log.header["version"] == _engine.LOG_FORMAT_VERSION == 2
     assert log.header["clock"] == stats["clock"]
     got = [(e[1], e[4], e[5]) for e in log.events]
     assert got == [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),

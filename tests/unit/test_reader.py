@@ -206,3 +206,16 @@ def test_kinds_are_one_definition_exported_by_both_modules():
         assert _engine.recorder_text(kind, "not recording") is False   # accepted, not queued
     with pytest.raises(ValueError, match="text kind"):
         _engine.recorder_text(_reader.TEXT_ENGINE + 1, "x")
+
+
+def test_logs_of_format_version_1_are_still_read():
+    """A log written by the version-1 writer (kept in tests/unit/data) reads back exactly
+    as it did then: event tuples, code, thread, text and drop records, the header."""
+    import json
+    data = os.path.join(os.path.dirname(__file__), "data")
+    want = json.load(open(os.path.join(data, "format_v1.json")))
+    r = _reader.LogReader(os.path.join(data, "format_v1.pylog"))
+    assert r.header["version"] == 1 and r.header["pid"] == want["header"]["pid"]
+    assert [list(item) for item in r] == want["items"]
+    assert r.complete and r.error is None
+    assert any(item[0] == "event" and item[5] == 0x0FFFFFFF for item in want["items"])
