@@ -233,6 +233,40 @@ is_line_kind(uint32_t kind)
     return kind == PYLU_EV_LINE || kind == PYLU_EV_LINE_MARK;
 }
 
+/* Any event but the two-byte kind: the short form with a line, or the long form. Out of
+ * line so the common loop keeps its few registers. */
+static __attribute__((noinline)) uint8_t *
+put_event(uint8_t *p, const struct pylu_rec *rec, int64_t delta, pylu_enc_thread *st)
+{
+    uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
+    if (rec->code_id == st->code && delta >= 0 && (line == 0 || is_line_kind(kind))) {
+        *p++ = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT) | (delta & 0xF));
+        if (is_line_kind(kind)) {
+            p = pylu_put_varint(p, pylu_zigzag32((int32_t)(line - st->line)));
+            st->line = line;
+        }
+        return pylu_put_varint(p, (uint64_t)delta >> PYLU_TAG_DELTA_BITS);
+    }
+    uint64_t magnitude = delta < 0 ? -(uint64_t)delta : (uint64_t)delta;
+    *p++ = (uint8_t)(PYLU_TAG_EVENT | (magnitude & 0xF));
+    uint8_t *ext = p++;
+    *ext = (uint8_t)(kind << PYLU_TAG_KIND_SHIFT);
+    if (rec->code_id != st->code) {
+        *ext |= PYLU_EXT_CODE;
+        p = pylu_put_varint(p, pylu_zigzag32((int32_t)(rec->code_id - st->code)));
+        st->code = rec->code_id;
+    }
+    if (line != 0) {
+        *ext |= PYLU_EXT_LINE;
+        p = pylu_put_varint(p, line);
+    }
+    if (delta < 0) {
+        *ext |= PYLU_EXT_NEGATIVE;
+    }
+    st->line = line;
+    return pylu_put_varint(p, magnitude >> PYLU_TAG_DELTA_BITS);
+}
+
 int
 pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
                     const pylu_rec_span *span)
@@ -253,46 +287,33 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
         p = pylu_put_varint(p, thread);
         e->selected = thread;
     }
-    uint32_t code = t->code, prev_line = t->line;
+    /* Locals only in the loop: the byte stores through p may alias anything, which would
+     * make the compiler reload every field after each of them. */
+    uint32_t code = t->code;
     uint64_t ticks = t->ticks;
-    for (unsigned int i = span->head; i != span->tail; i++) {
-        const struct pylu_rec *rec = &span->buf[i & span->mask];
-        uint32_t kind = rec->kind_line & 0xFu, line = rec->kind_line >> 4;
-        int64_t delta = (int64_t)(rec->ticks - ticks);
-        ticks = rec->ticks;
-        if (__builtin_expect(rec->code_id == code && delta >= 0 &&
-                             (line == 0 || is_line_kind(kind)), 1)) {
-            /* Short form: what a fib or loop trace is made of. */
-            *p++ = (uint8_t)(PYLU_TAG_EVENT | (kind << PYLU_TAG_KIND_SHIFT) | (delta & 0xF));
-            if (is_line_kind(kind)) {
-                p = pylu_put_varint(p, pylu_zigzag32((int32_t)(line - prev_line)));
-                prev_line = line;
-            }
-            p = pylu_put_varint(p, (uint64_t)delta >> PYLU_TAG_DELTA_BITS);
+    const struct pylu_rec *buf = span->buf;
+    const unsigned int mask = span->mask, tail = span->tail;
+    for (unsigned int i = span->head; i != tail; i++) {
+        const struct pylu_rec *rec = &buf[i & mask];
+        uint64_t rticks = rec->ticks, delta = rticks - ticks;
+        uint32_t kind_line = rec->kind_line;
+        ticks = rticks;
+        /* kind_line < LINE: a function event without a line. Within 2047 ticks of the
+         * thread's last event, it is a tag and one byte: most of a fib or loop trace. */
+        if (__builtin_expect(rec->code_id == code && kind_line < PYLU_EV_LINE &&
+                             delta < (1u << 11), 1)) {
+            uint16_t two = (uint16_t)(PYLU_TAG_EVENT | (kind_line << PYLU_TAG_KIND_SHIFT) |
+                                      (delta & 0xF) | ((delta >> PYLU_TAG_DELTA_BITS) << 8));
+            memcpy(p, &two, 2);   /* little-endian: the tag first */
+            p += 2;
             continue;
         }
-        uint64_t magnitude = delta < 0 ? -(uint64_t)delta : (uint64_t)delta;
-        *p++ = (uint8_t)(PYLU_TAG_EVENT | (magnitude & 0xF));
-        uint8_t *ext = p++;
-        *ext = (uint8_t)(kind << PYLU_TAG_KIND_SHIFT);
-        if (rec->code_id != code) {
-            *ext |= PYLU_EXT_CODE;
-            p = pylu_put_varint(p, pylu_zigzag32((int32_t)(rec->code_id - code)));
-            code = rec->code_id;
-        }
-        if (line != 0) {
-            *ext |= PYLU_EXT_LINE;
-            p = pylu_put_varint(p, line);
-        }
-        if (delta < 0) {
-            *ext |= PYLU_EXT_NEGATIVE;
-        }
-        prev_line = line;
-        p = pylu_put_varint(p, magnitude >> PYLU_TAG_DELTA_BITS);
+        t->code = code;
+        p = put_event(p, rec, (int64_t)delta, t);
+        code = t->code;
     }
     e->pack.len = (size_t)(p - e->pack.data);
     t->code = code;
-    t->line = prev_line;
     t->ticks = ticks;
     return 0;
 }

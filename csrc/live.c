@@ -1,4 +1,11 @@
-/* live.c — per-code and per-line aggregates built from drained records; see live.h. */
+/* live.c — per-code and per-line aggregates built from drained records; see live.h.
+ *
+ * Self time is charged as it passes: the ticks between two events of a thread go to the
+ * function on top of its stack then. Total time is end minus start of an activation,
+ * counted for outermost activations only (a recursion is charged once, as pylu-processlogs
+ * does). The feeding loop keeps the thread's stack and the top's aggregate in locals: it
+ * runs for every recorded event.
+ */
 #include "live.h"
 
 #include <pthread.h>
@@ -8,42 +15,45 @@
 #include "clock.h"
 #include "kinds.h"
 
-#define LIVE_DEPTH 512
+/* ------------------------------------------------------------------ aggregates */
 
 typedef struct {
+    uint64_t hits, total, self;   /* ticks */
     uint32_t code;
-    uint32_t line;        /* open line slice, 0 = none */
-    uint64_t start;
-    uint64_t child;       /* ticks spent in traced callees */
-    uint64_t line_start;
-} live_entry;
+} func_agg;
 
-struct pylu_live_thread {
-    int depth;
-    uint64_t overflow;    /* frames deeper than LIVE_DEPTH: not aggregated */
-    live_entry e[LIVE_DEPTH];
-};
-typedef struct pylu_live_thread live_stack;
-
-typedef struct {
-    uint64_t key;         /* code for functions, code << 32 | line for lines */
-    uint64_t hits, total, self;
-    int used;
-} agg_slot;
-
-#define AGG_CACHE 256
-
-typedef struct {
-    agg_slot *slots;
-    size_t cap;           /* power of two */
+/* Function aggregates never move (stack entries point at them): they live in chunks. */
+#define AGG_CHUNK 1024
+typedef struct agg_chunk {
+    func_agg aggs[AGG_CHUNK];
     size_t used;
-    /* direct-mapped cache of recent slots by key: most events hit a few hot codes */
-    uint64_t cache_key[AGG_CACHE];
-    agg_slot *cache_slot[AGG_CACHE];
-} agg_table;
+    struct agg_chunk *next;
+} agg_chunk;
+
+/* The engine's code ids are small and dense (1, 2, ...): below DENSE_CODES a code finds
+ * its aggregate by index; other ids through a hash table. */
+#define DENSE_CODES (1u << 20)
+
+typedef struct {
+    uint64_t key;         /* code, or code << 32 | line */
+    void *value;          /* func_agg * for functions; line_agg * for lines */
+} hash_slot;
+
+typedef struct {
+    hash_slot *slots;     /* key 0 is free: code 0 and line 0 are never keys */
+    size_t cap, used;     /* cap a power of two */
+} hash_table;
+
+typedef struct {
+    uint64_t hits, total;
+} line_agg;
 
 static pthread_mutex_t live_mutex = PTHREAD_MUTEX_INITIALIZER;
-static agg_table funcs, lines;
+static agg_chunk *chunks;                 /* newest first */
+static func_agg **dense;                  /* code -> aggregate, NULL until first seen */
+static size_t dense_cap;
+static hash_table sparse, lines;
+static func_agg zero_code_agg;            /* code 0: not a key of the hash table */
 
 void pylu_live_lock(void) { pthread_mutex_lock(&live_mutex); }
 void pylu_live_unlock(void) { pthread_mutex_unlock(&live_mutex); }
@@ -58,17 +68,17 @@ hash_key(uint64_t k)
 }
 
 static int
-agg_grow(agg_table *t)
+hash_grow(hash_table *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 1024;
-    agg_slot *slots = calloc(cap, sizeof *slots);
+    hash_slot *slots = calloc(cap, sizeof *slots);
     if (slots == NULL) {
         return -1;
     }
     for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i].used) {
+        if (t->slots[i].key != 0) {
             size_t j = hash_key(t->slots[i].key) & (cap - 1);
-            while (slots[j].used) {
+            while (slots[j].key != 0) {
                 j = (j + 1) & (cap - 1);
             }
             slots[j] = t->slots[i];
@@ -77,54 +87,118 @@ agg_grow(agg_table *t)
     free(t->slots);
     t->slots = slots;
     t->cap = cap;
-    memset(t->cache_slot, 0, sizeof t->cache_slot);
     return 0;
 }
 
-/* The slot for key, created if needed; NULL when out of memory. */
-static agg_slot *agg_get_slow(agg_table *t, uint64_t key);
-
-static inline agg_slot *
-agg_get(agg_table *t, uint64_t key)
+/* The slot of key (non-zero), created empty if needed; NULL when out of memory. */
+static hash_slot *
+hash_slot_of(hash_table *t, uint64_t key)
 {
-    size_t c = (size_t)(key ^ (key >> 32)) & (AGG_CACHE - 1);
-    if (t->cache_slot[c] != NULL && t->cache_key[c] == key) {
-        return t->cache_slot[c];
-    }
-    agg_slot *s = agg_get_slow(t, key);
-    if (s != NULL) {
-        t->cache_key[c] = key;
-        t->cache_slot[c] = s;
-    }
-    return s;
-}
-
-static agg_slot *
-agg_get_slow(agg_table *t, uint64_t key)
-{
-    if ((t->used + 1) * 2 > t->cap && agg_grow(t) < 0) {
+    if ((t->used + 1) * 2 > t->cap && hash_grow(t) < 0) {
         return NULL;
     }
     size_t j = hash_key(key) & (t->cap - 1);
-    while (t->slots[j].used) {
+    while (t->slots[j].key != 0) {
         if (t->slots[j].key == key) {
             return &t->slots[j];
         }
         j = (j + 1) & (t->cap - 1);
     }
-    t->slots[j].used = 1;
     t->slots[j].key = key;
     t->used++;
     return &t->slots[j];
 }
 
-static void
-close_line(live_entry *e, uint64_t ticks)
+static func_agg *
+new_agg(uint32_t code)
 {
-    if (e->line == 0) {
-        return;
+    if (chunks == NULL || chunks->used == AGG_CHUNK) {
+        agg_chunk *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->next = chunks;
+        chunks = c;
     }
-    agg_slot *a = agg_get(&lines, ((uint64_t)e->code << 32) | e->line);
+    func_agg *a = &chunks->aggs[chunks->used++];
+    a->code = code;
+    return a;
+}
+
+static func_agg *
+func_get_slow(uint32_t code)
+{
+    if (code == 0) {
+        return &zero_code_agg;
+    }
+    if (code >= DENSE_CODES) {
+        hash_slot *slot = hash_slot_of(&sparse, code);
+        if (slot != NULL && slot->value == NULL) {
+            slot->value = new_agg(code);
+        }
+        return slot ? slot->value : NULL;
+    }
+    if (code >= dense_cap) {
+        size_t cap = dense_cap ? dense_cap : 256;
+        while (cap <= code) {
+            cap *= 2;
+        }
+        func_agg **grown = realloc(dense, cap * sizeof *grown);
+        if (grown == NULL) {
+            return NULL;
+        }
+        memset(grown + dense_cap, 0, (cap - dense_cap) * sizeof *grown);
+        dense = grown;
+        dense_cap = cap;
+    }
+    if (dense[code] == NULL) {
+        dense[code] = new_agg(code);
+    }
+    return dense[code];
+}
+
+/* The aggregate of a code, created on first use; NULL when out of memory. */
+static inline func_agg *
+func_get(uint32_t code)
+{
+    func_agg *a = code < dense_cap ? dense[code] : NULL;
+    return a != NULL ? a : func_get_slow(code);
+}
+
+/* ------------------------------------------------------------------ shadow stacks */
+
+#define STACK_FIRST 32
+#define STACK_MAX 8192   /* deeper frames are counted in `overflow`, not aggregated */
+#define OPEN_BUCKETS 64
+
+typedef struct {
+    func_agg *agg;        /* NULL when out of memory: not aggregated */
+    uint32_t code;
+    uint32_t line;        /* open line slice, 0 = none */
+    uint64_t start;
+    uint64_t line_start;
+    uint32_t outer;       /* no other activation of the code below: its total counts */
+} live_entry;
+
+struct pylu_live_thread {
+    uint32_t depth, cap;
+    uint64_t overflow;
+    uint64_t last;        /* ticks of the thread's previous event */
+    /* Activations on the stack per code bucket (code & 63): a push into an empty bucket
+     * is an outermost activation without looking down the stack. */
+    uint16_t open[OPEN_BUCKETS];
+    live_entry *e;
+};
+typedef struct pylu_live_thread live_stack;
+
+static void
+close_line_slow(live_entry *e, uint64_t ticks)
+{
+    hash_slot *slot = hash_slot_of(&lines, ((uint64_t)e->code << 32) | e->line);
+    if (slot != NULL && slot->value == NULL) {
+        slot->value = calloc(1, sizeof(line_agg));
+    }
+    line_agg *a = slot ? slot->value : NULL;
     if (a != NULL) {
         a->hits++;
         a->total += ticks - e->line_start;
@@ -133,83 +207,185 @@ close_line(live_entry *e, uint64_t ticks)
 }
 
 static inline void
-feed_one(live_stack *st, uint32_t kind, uint32_t code, uint32_t line, uint64_t ticks)
+close_line(live_entry *e, uint64_t ticks)
 {
-    switch (kind) {
-    case PYLU_EV_CALL:
-    case PYLU_EV_RESUME:
-        if (st->depth == LIVE_DEPTH) {
-            st->overflow++;
-            return;
+    if (e->line != 0) {
+        close_line_slow(e, ticks);
+    }
+}
+
+static int
+has_activation(const live_entry *e, uint32_t depth, uint32_t code)
+{
+    while (depth-- > 0) {
+        if (e[depth].code == code) {
+            return 1;
         }
-        st->e[st->depth++] = (live_entry){.code = code, .start = ticks};
-        return;
-    case PYLU_EV_RETURN:
-    case PYLU_EV_YIELD:
-    case PYLU_EV_UNWIND: {
-        if (st->overflow > 0) {
-            st->overflow--;
-            return;
-        }
-        int d = st->depth - 1;
-        while (d >= 0 && st->e[d].code != code) {
-            d--;   /* records lost in between (drops): unwind to the matching frame */
-        }
-        if (d < 0) {
-            return; /* the frame began before recording did */
-        }
-        live_entry *e = &st->e[d];
-        close_line(e, ticks);
-        uint64_t total = ticks - e->start;
-        agg_slot *a = agg_get(&funcs, code);
-        if (a != NULL) {
-            a->hits++;
-            a->total += total;
-            a->self += total > e->child ? total - e->child : 0;
-        }
-        st->depth = d;
-        if (d > 0) {
-            st->e[d - 1].child += total;
-        }
+    }
+    return 0;
+}
+
+static int
+grow_stack(live_stack *st)
+{
+    uint32_t cap = st->cap * 2;
+    live_entry *grown = cap <= STACK_MAX ? realloc(st->e, cap * sizeof *grown) : NULL;
+    if (grown == NULL) {
+        return -1;
+    }
+    st->e = grown;
+    st->cap = cap;
+    return 0;
+}
+
+/* Records lost in between (drops): unwind to the frame of `code`. Its depth + 1, or 0
+ * when the frame began before recording did (nothing changes then). */
+static uint32_t
+unwind_to(live_stack *st, uint32_t depth, uint32_t code)
+{
+    uint32_t d = depth;
+    while (d > 0 && st->e[d - 1].code != code) {
+        d--;
+    }
+    for (uint32_t k = d; d > 0 && k < depth; k++) {
+        st->open[st->e[k].code & (OPEN_BUCKETS - 1)]--;
+    }
+    return d;
+}
+
+static void
+line_event(live_stack *st, uint32_t kind, uint32_t code, uint32_t line, uint64_t ticks)
+{
+    uint32_t depth = st->depth;
+    if (depth == 0 || st->overflow > 0 || st->e[depth - 1].code != code) {
         return;
     }
-    case PYLU_EV_LINE:
-    case PYLU_EV_LINE_MARK:
-        if (st->depth == 0 || st->overflow > 0 || st->e[st->depth - 1].code != code) {
-            return;
-        }
-        live_entry *e = &st->e[st->depth - 1];
-        close_line(e, ticks);
-        if (kind == PYLU_EV_LINE) {
-            e->line = line;
-            e->line_start = ticks;
-        }
-        return;
-    default:
-        return;
+    live_entry *e = &st->e[depth - 1];
+    close_line(e, ticks);
+    if (kind == PYLU_EV_LINE) {
+        e->line = line;
+        e->line_start = ticks;
     }
+}
+
+static live_stack *
+new_stack(void)
+{
+    live_stack *st = calloc(1, sizeof *st);
+    live_entry *e = st ? malloc(STACK_FIRST * sizeof *e) : NULL;
+    if (e == NULL) {
+        free(st);
+        return NULL;
+    }
+    st->e = e;
+    st->cap = STACK_FIRST;
+    return st;
 }
 
 void
 pylu_live_feed(pylu_live_thread **stp, const pylu_rec_span *span)
 {
     live_stack *st = *stp;
-    if (st == NULL) {
-        st = *stp = calloc(1, sizeof *st);
-        if (st == NULL) {
-            return;
+    if (st == NULL && (st = *stp = new_stack()) == NULL) {
+        return;
+    }
+    const struct pylu_rec *buf = span->buf;
+    const unsigned int mask = span->mask, tail = span->tail;
+    uint64_t last = st->last;
+    uint32_t depth = st->depth, cap = st->cap;
+    uint16_t *open = st->open;
+    live_entry *es = st->e;
+    func_agg *top = depth > 0 ? es[depth - 1].agg : NULL;
+    uint32_t seen_code = UINT32_MAX;   /* one-entry cache of func_get */
+    func_agg *seen_agg = NULL;
+    for (unsigned int i = span->head; i != tail; i++) {
+        const struct pylu_rec *rec = &buf[i & mask];
+        uint64_t ticks = rec->ticks;
+        uint32_t code = rec->code_id, kind = rec->kind_line & 0xFu;
+        if (top != NULL) {
+            top->self += ticks - last;   /* the time since the thread's last event */
+        }
+        last = ticks;
+        /* Kinds in order: CALL, RESUME open; RETURN, YIELD, UNWIND close; LINE, LINE_MARK. */
+        if (kind <= PYLU_EV_RESUME) {
+            if (__builtin_expect(depth == cap || st->overflow > 0, 0)) {
+                st->depth = depth;
+                if (st->overflow > 0 || grow_stack(st) < 0) {
+                    st->overflow++;
+                    continue;
+                }
+                es = st->e;
+                cap = st->cap;
+            }
+            uint32_t outer = open[code & (OPEN_BUCKETS - 1)]++ == 0 ||
+                             !has_activation(es, depth, code);
+            if (code != seen_code) {
+                seen_code = code;
+                seen_agg = func_get(code);
+            }
+            top = seen_agg;
+            live_entry *e = &es[depth++];
+            e->agg = top;
+            e->code = code;
+            e->line = 0;
+            e->start = ticks;
+            e->outer = outer;   /* line_start is set when a line opens */
+        }
+        else if (kind <= PYLU_EV_UNWIND) {
+            if (__builtin_expect(st->overflow > 0, 0)) {
+                st->overflow--;
+                continue;
+            }
+            if (__builtin_expect(depth == 0 || es[depth - 1].code != code, 0)) {
+                uint32_t d = unwind_to(st, depth, code);
+                if (d == 0) {
+                    continue;
+                }
+                depth = d;
+            }
+            live_entry *e = &es[--depth];
+            open[code & (OPEN_BUCKETS - 1)]--;
+            close_line(e, ticks);
+            func_agg *a = e->agg;
+            if (a != NULL) {
+                a->hits++;
+                a->total += e->outer ? ticks - e->start : 0;
+            }
+            top = depth > 0 ? es[depth - 1].agg : NULL;
+        }
+        else if (kind <= PYLU_EV_LINE_MARK) {
+            st->depth = depth;
+            line_event(st, kind, code, rec->kind_line >> 4, ticks);
         }
     }
-    for (unsigned int i = span->head; i != span->tail; i++) {
-        const struct pylu_rec *rec = &span->buf[i & span->mask];
-        feed_one(st, rec->kind_line & 0xFu, rec->code_id, rec->kind_line >> 4, rec->ticks);
-    }
+    st->depth = depth;
+    st->last = last;
 }
 
 void
 pylu_live_thread_free(pylu_live_thread *st)
 {
-    free(st);
+    if (st != NULL) {
+        free(st->e);
+        free(st);
+    }
+}
+
+/* ------------------------------------------------------------------ reading them */
+
+typedef struct {
+    uint64_t key;
+    uint64_t hits, total, self;
+} agg_copy;
+
+static size_t
+count_aggs(void)
+{
+    size_t n = 0;
+    for (agg_chunk *c = chunks; c != NULL; c = c->next) {
+        n += c->used;
+    }
+    return n + 1;
 }
 
 /* Copy under the lock, report after it: the callbacks build Python objects, which may run
@@ -220,17 +396,24 @@ pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_li
     double ns_per_tick = 1e9 / pylu_clock_ticks_per_sec();
     pthread_mutex_lock(&live_mutex);
     size_t nf = 0, nl = 0;
-    agg_slot *f = malloc((funcs.used + 1) * sizeof *f);
-    agg_slot *l = malloc((lines.used + 1) * sizeof *l);
+    agg_copy *f = malloc(count_aggs() * sizeof *f);
+    agg_copy *l = malloc((lines.used + 1) * sizeof *l);
     if (f != NULL && l != NULL) {
-        for (size_t i = 0; i < funcs.cap; i++) {
-            if (funcs.slots[i].used && funcs.slots[i].hits) {
-                f[nf++] = funcs.slots[i];
+        if (zero_code_agg.hits) {
+            f[nf++] = (agg_copy){0, zero_code_agg.hits, zero_code_agg.total, zero_code_agg.self};
+        }
+        for (agg_chunk *c = chunks; c != NULL; c = c->next) {
+            for (size_t i = 0; i < c->used; i++) {
+                const func_agg *a = &c->aggs[i];
+                if (a->hits) {
+                    f[nf++] = (agg_copy){a->code, a->hits, a->total, a->self};
+                }
             }
         }
         for (size_t i = 0; i < lines.cap; i++) {
-            if (lines.slots[i].used && lines.slots[i].hits) {
-                l[nl++] = lines.slots[i];
+            const line_agg *a = lines.slots[i].value;
+            if (a != NULL && a->hits) {
+                l[nl++] = (agg_copy){lines.slots[i].key, a->hits, a->total, 0};
             }
         }
     }
@@ -252,6 +435,9 @@ pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_li
 static int
 code_listed(uint32_t code, const uint32_t *codes, size_t n)
 {
+    if (codes == NULL) {
+        return 1;
+    }
     for (size_t i = 0; i < n; i++) {
         if (codes[i] == code) {
             return 1;
@@ -264,14 +450,22 @@ int
 pylu_live_reset(const uint32_t *codes, size_t n)
 {
     pthread_mutex_lock(&live_mutex);
-    agg_table *tables[2] = {&funcs, &lines};
-    for (int t = 0; t < 2; t++) {
-        for (size_t i = 0; i < tables[t]->cap; i++) {
-            agg_slot *a = &tables[t]->slots[i];
-            uint32_t code = t == 0 ? (uint32_t)a->key : (uint32_t)(a->key >> 32);
-            if (a->used && (codes == NULL || code_listed(code, codes, n))) {
-                a->hits = a->total = a->self = 0;  /* slot kept: no tombstones needed */
+    /* Aggregates are kept (stack entries point at them), only zeroed. */
+    if (code_listed(0, codes, n)) {
+        zero_code_agg.hits = zero_code_agg.total = zero_code_agg.self = 0;
+    }
+    for (agg_chunk *c = chunks; c != NULL; c = c->next) {
+        for (size_t i = 0; i < c->used; i++) {
+            func_agg *a = &c->aggs[i];
+            if (code_listed(a->code, codes, n)) {
+                a->hits = a->total = a->self = 0;
             }
+        }
+    }
+    for (size_t i = 0; i < lines.cap; i++) {
+        line_agg *a = lines.slots[i].value;
+        if (a != NULL && code_listed((uint32_t)(lines.slots[i].key >> 32), codes, n)) {
+            a->hits = a->total = 0;
         }
     }
     pthread_mutex_unlock(&live_mutex);

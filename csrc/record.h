@@ -27,9 +27,10 @@
 #include "metadata.h"   /* pylu_record_code, pylu_record_text: the rest of the contract */
 #include "ring.h"
 
-/* Record one timing event for the calling thread. */
+/* Record one timing event for the calling thread, stamped `ticks` (replays and benches;
+ * the engine calls pylu_record). */
 static inline void
-pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
+pylu_record_at(pylu_event_kind kind, uint32_t code_id, uint32_t line, uint64_t ticks)
 {
     uint32_t session = atomic_load_explicit(&pylu_session, memory_order_relaxed);
     struct pylu_seg *seg = pylu_tls.seg;
@@ -46,7 +47,7 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
         pylu_ring_dropped();
         return;
     }
-    slot->ticks = pylu_clock_ticks();
+    slot->ticks = ticks;
     slot->code_id = code_id;
     slot->kind_line = ((line > PYLU_REC_LINE_MAX ? PYLU_REC_LINE_MAX : line) << 4)
                       | ((uint32_t)kind & 0xFu);
@@ -55,6 +56,13 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
     if (__builtin_expect((seg->ring.p_tail & seg->check_mask) == 0, 0)) {
         pylu_ring_check_fill();
     }
+}
+
+/* Record one timing event for the calling thread, now. */
+static inline void
+pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
+{
+    pylu_record_at(kind, code_id, line, pylu_clock_ticks());
 }
 
 #endif

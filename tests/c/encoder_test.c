@@ -283,7 +283,7 @@ test_round_trip_through_the_decoder(void)
     CHECK(frame_at(&m, 0, raw, sizeof raw, &raw_len) > 0, "decompresses");
     const uint8_t *p = raw, *end = raw + raw_len;
     pylu_dec_thread dt = {0, 0, 0};
-    uint64_t v;
+    uint64_t v = 0;
     int i = 0, bad = 0;
     while (p < end && !bad) {
         uint8_t tag = *p++;

@@ -286,3 +286,48 @@ def test_a_ring_past_half_full_wakes_the_flusher(tmp_path):
     assert cycles_while_producing >= 16, cycles_while_producing
     assert stats["dropped"] < n // 2, stats
     assert Log(path).error is None
+
+
+def test_live_aggregates_charge_a_recursion_once(tmp_path):
+    """FP.top()'s figures: a function's total counts its outermost activations only (as
+    pylu-processlogs does), its self time every activation's own; direct and indirect
+    recursion, and two codes that share a bucket of the recursion check (1 and 65)."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json, time
+        from pyliveupdate import _engine as e
+        e.recorder_start({d!r})
+        def pause():
+            t = time.perf_counter_ns() + 200_000
+            while time.perf_counter_ns() < t:
+                pass
+        e.recorder_emit(1, 1, 0); pause()              # f
+        e.recorder_emit(1, 1, 0); pause()              #   f (direct recursion)
+        e.recorder_emit(1, 2, 0); pause()              #     g
+        e.recorder_emit(1, 1, 0); pause()              #       f (indirect)
+        e.recorder_emit(3, 1, 0); pause()
+        e.recorder_emit(3, 2, 0); pause()
+        e.recorder_emit(3, 1, 0); pause()
+        e.recorder_emit(3, 1, 0)
+        e.recorder_emit(1, 65, 0); pause()             # h: shares f's bucket
+        e.recorder_emit(1, 1, 0); pause()              #   f: still outermost
+        e.recorder_emit(3, 1, 0); pause()
+        e.recorder_emit(3, 65, 0)
+        e.recorder_flush()
+        funcs, _ = e.recorder_live()
+        e.recorder_stop()
+        print(json.dumps(sorted(funcs.items())))
+    """)
+    assert out.returncode == 0, out.stderr
+    funcs = {code: v for code, v in json.loads(out.stdout)}
+    (f_hits, f_total, f_self), (g_hits, g_total, g_self) = funcs[1], funcs[2]
+    h_hits, h_total, h_self = funcs[65]
+    assert (f_hits, g_hits, h_hits) == (4, 1, 1)
+    pause = 200_000
+    # f's outermost activations: the first (7 pauses) and the one inside h (1 pause)
+    assert 8 * pause <= f_total < 8 * pause * 1.5, funcs
+    assert 6 * pause <= f_self < 6 * pause * 1.5, funcs     # the pauses with an f on top
+    assert 3 * pause <= g_total < 3 * pause * 1.5, funcs
+    assert 2 * pause <= g_self < 2 * pause * 1.5, funcs
+    assert 3 * pause <= h_total < 3 * pause * 1.5, funcs
+    assert 2 * pause <= h_self < 2 * pause * 1.5, funcs
