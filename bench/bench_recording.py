@@ -1,22 +1,33 @@
-"""Recording path benchmark: producer cost, sustained rate, bytes per event, reader speed.
+"""Recording path benchmark: producer cost, the flusher's cost per event on real traces,
+sustained rate, ring memory, an idle recorder, bytes per event, reader speed.
 
-    python bench/bench_recording.py [--json] [--quick]
+    python bench/bench_recording.py [--json] [--quick] [--no-callgrind]
 
 Every figure is measured in this run on this machine; costs are differences against a
 baseline measured in the same run, in interleaved rounds (median and spread reported).
+Where valgrind is installed, instruction counts (callgrind) stand beside the main times:
+they do not move with the machine's load.
 """
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
+import struct
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 from pyliveupdate import _engine, _reader
 
 TARGETS = {"sustained_events_per_s": 10e6, "bytes_per_event": 2.5,
-           "reader_events_per_s": 20e6, "added_ns_per_event": 12.0}
+           "reader_events_per_s": 20e6, "added_ns_per_event": 12.0,
+           "flusher_ns_per_event": 10.0, "ring_memory_bytes": 32e6, "idle_wakeups_per_s": 0}
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 
 def _spread(values):
@@ -103,9 +114,10 @@ def callback_cost(directory, rounds, pin=True):
 
 
 def sustained(directory, rate, seconds):
-    """One producer at `rate` events/s for `seconds` (paced C loop, 64K-slot ring)."""
+    """One producer at `rate` events/s for `seconds` (paced C loop; the ring grows by need
+    from 1024 slots up to the default largest)."""
     n = int(rate * seconds)
-    path = _engine.recorder_start(directory, ring_slots=65536)
+    path = _engine.recorder_start(directory)
     try:
         t0 = time.perf_counter()
         _engine.recorder_bench(n, rate=rate)
@@ -114,8 +126,8 @@ def sustained(directory, rate, seconds):
         _engine.recorder_stop()
     stats = _engine.recorder_stats()
     return path, {"target_rate": rate, "achieved_rate": n / elapsed, "events": stats["events"],
-                  "dropped": stats["dropped"], "bytes_per_event":
-                  os.path.getsize(path) / max(1, stats["events"])}
+                  "dropped": stats["dropped"], "ring_bytes_peak": stats["ring_bytes_peak"],
+                  "bytes_per_event": os.path.getsize(path) / max(1, stats["events"])}
 
 
 def flusher_capacity(directory, batches):
@@ -195,6 +207,238 @@ def real_trace(directory):
             "bytes_per_event": size / max(1, stats["events"])}
 
 
+# --- the flusher on real traces ---------------------------------------------------------
+
+def _traces():
+    """(name, run, code, request) of the real traces: bench_engine's fib and loop under
+    function timing, the loop under line timing."""
+    from pyliveupdate import engine
+    import bench_engine as work
+    lines = frozenset(line for _, _, line in work.hot.__code__.co_lines() if line)
+    return [("fib", work.fib_run, work.fib.__code__, engine.Request(func_timing=True)),
+            ("loop", work.loop, work.hot.__code__, engine.Request(func_timing=True)),
+            ("loop, line timing", work.loop, work.hot.__code__,
+             engine.Request(func_timing=True, timing_lines=lines))]
+
+
+def _record_trace(directory, run, code, request, units, **options):
+    """Run `units` of a workload under the engine with the recorder on; its stats and log."""
+    from pyliveupdate import engine
+    path = _engine.recorder_start(directory, **options)
+    engine.arm(1, code, request, module="bench", source="monitoring")
+    try:
+        for _ in range(units):
+            run()
+        _engine.recorder_flush()
+        stats = _engine.recorder_stats()
+    finally:
+        engine.disarm(1)
+        _engine.recorder_stop()
+    return stats, path
+
+
+def flusher_cost(directory, rounds):
+    """The flusher's CPU per recorded event of a real profile (issue 18: <= 10 ns on the fib
+    and loop traces): recorder_stats()' flusher_cpu_ns over its events, the events coming
+    from the engine's real callbacks on bench_engine's workloads."""
+    out = {}
+    for name, run, code, request in _traces():
+        per_event, per_byte, dropped = [], [], 0
+        units = 10 if name == "fib" else 2
+        for _ in range(rounds):
+            stats, path = _record_trace(directory, run, code, request, units)
+            per_event.append(stats["flusher_cpu_ns"] / stats["events"])
+            per_byte.append(os.path.getsize(path) / stats["events"])
+            dropped += stats["dropped"]
+            os.unlink(path)
+        out[name] = {"flusher_ns_per_event": statistics.median(per_event),
+                     "spread": _spread(per_event), "bytes_per_event": statistics.median(per_byte),
+                     "events_per_round": stats["events"], "dropped": dropped}
+    return out
+
+
+# 200 live threads each making 20,000 profiled calls (issue 18). argv: mode ("plain" or
+# "profile"), log directory. Prints the resident memory it added once the threads wait (a
+# thread pool between requests; measured after the flusher dozed: every ring was idle long
+# enough to be trimmed) and at its peak, and the recorder's counters.
+RING_MEMORY_SCRIPT = textwrap.dedent('''
+    import json, sys, threading, time
+    from pyliveupdate import _engine, engine
+    profile = sys.argv[1] == "profile"
+
+    def rss(key="VmRSS"):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+    def work(x):
+        return x + 1
+
+    N, CALLS = 200, 20_000
+    start, done = threading.Barrier(N + 1), threading.Barrier(N + 1)
+    release = threading.Event()
+
+    def body():
+        start.wait()
+        f = work
+        for i in range(CALLS):
+            f(i)
+        done.wait()
+        release.wait()
+
+    threads = [threading.Thread(target=body) for _ in range(N)]
+    for t in threads:
+        t.start()
+    if profile:
+        _engine.recorder_start(sys.argv[2])
+        engine.arm(1, work.__code__, engine.Request(func_timing=True), module="m",
+                   source="monitoring")
+    before = rss()
+    start.wait()
+    done.wait()
+    stats = {}
+    if profile:
+        _engine.recorder_flush()
+        dozes, deadline = _engine.recorder_stats()["dozes"], time.monotonic() + 30
+        while _engine.recorder_stats()["dozes"] == dozes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = _engine.recorder_stats()
+    settled, peak = rss() - before, rss("VmHWM") - before
+    release.set()
+    for t in threads:
+        t.join()
+    if profile:
+        engine.disarm(1)
+        _engine.recorder_stop()
+    print(json.dumps({"settled": settled, "peak": peak, "stats": stats}))
+''')
+
+
+def ring_memory(directory):
+    """Issue 18: 200 live threads each making 20,000 profiled calls; the process's resident
+    memory once they wait and at its peak, against the same run with nothing recorded
+    (target <= 32 MB)."""
+    runs = {}
+    for mode in ("plain", "profile"):
+        out = subprocess.run([sys.executable, "-c", RING_MEMORY_SCRIPT, mode, directory],
+                             capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1:]}
+        runs[mode] = json.loads(out.stdout)
+    stats = runs["profile"]["stats"]
+    return {"threads": 200, "calls_per_thread": 20000,
+            "settled_bytes": runs["profile"]["settled"] - runs["plain"]["settled"],
+            "peak_bytes": runs["profile"]["peak"] - runs["plain"]["peak"],
+            "ring_bytes_peak": stats.get("ring_bytes_peak"), "events": stats.get("events"),
+            "dropped": stats.get("dropped")}
+
+
+def idle(directory):
+    """An idle recorder: after the last record, how many times the flusher wakes in a
+    second and how much the log grows (issue 18: none)."""
+    path = _engine.recorder_start(directory, flush_ms=5)
+    try:
+        for i in range(1000):
+            _engine.recorder_emit(6, 3, i + 1)
+        deadline = time.monotonic() + 10
+        while _engine.recorder_stats()["dozes"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before, size = _engine.recorder_stats(), os.path.getsize(path)
+        time.sleep(1.0)
+        after = _engine.recorder_stats()
+        grew = os.path.getsize(path) - size
+    finally:
+        _engine.recorder_stop()
+    os.unlink(path)
+    return {"wakeups_per_s": after["cycles"] - before["cycles"], "bytes_written": grew,
+            "dozing": before["dozes"] > 0}
+
+
+# --- instruction counts (callgrind) ---------------------------------------------------------
+
+def _callgrind_threads(cmd, out_prefix, timeout=600):
+    """Run cmd under callgrind, one profile per thread: {thread number: instructions}."""
+    subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                    "--callgrind-out-file=%s" % out_prefix] + cmd, capture_output=True,
+                   text=True, timeout=timeout, check=True)
+    counts = {}
+    for name in os.listdir(os.path.dirname(out_prefix)):
+        path = os.path.join(os.path.dirname(out_prefix), name)
+        if not name.startswith(os.path.basename(out_prefix)):
+            continue
+        text = open(path).read()
+        thread = re.search(r"^thread: (\d+)", text, re.M)
+        total = re.search(r"^totals: (\d+)", text, re.M)
+        if thread and total:
+            counts[int(thread.group(1))] = int(total.group(1))
+        os.unlink(path)
+    return counts
+
+
+def _capture(directory, run, code, request, units):
+    """A real trace as raw ring records (16 bytes each) for tests/c/flusher_bench."""
+    stats, path = _record_trace(directory, run, code, request, units)
+    r = _reader.LogReader(path)
+    tps = r.header["ticks_per_sec"]
+    raw = bytearray()
+    for events, _ in r.chunks():
+        for ts, c, line, _thread, kind, _ in struct.iter_unpack("<qIIIHH", events):
+            raw += struct.pack("<QII", 1_000_000 + int(ts * tps / 1e9), c, (line << 4) | kind)
+    os.unlink(path)
+    out = os.path.join(directory, "trace.rec")
+    with open(out, "wb") as f:
+        f.write(raw)
+    return out, len(raw) // 16
+
+
+def instructions(directory):
+    """Instruction counts that do not move with the load: the flusher thread's per event on
+    the fib and loop traces (tests/c/flusher_bench replaying them through the real flusher),
+    and the instructions per event our callback and record add over a no-op C callback on
+    fib (the producer, difference of two fib lengths to cancel the interpreter's start)."""
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind not installed"}
+    build = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "tests", "c"), "bench"],
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        return {"skipped": "cannot build tests/c/flusher_bench: %s" % build.stderr.strip()[-200:]}
+    bench = os.path.join(ROOT, "build", "c-tests", "flusher_bench")
+    out = {"flusher_instructions_per_event": {}}
+    for name, run, code, request in _traces()[:2]:
+        trace, n = _capture(directory, run, code, request, 2 if name == "fib" else 1)
+        counts = _callgrind_threads([bench, trace, "1e6", "1", "1"],
+                                    os.path.join(directory, "cg.out"))
+        # threads: 1 main, 2 the flusher (started first), 3 the replaying producer
+        out["flusher_instructions_per_event"][name] = counts.get(2, 0) / n
+        os.unlink(trace)
+    script = textwrap.dedent('''
+        import sys
+        sys.path.insert(0, %r)
+        from pyliveupdate import _engine, engine
+        import bench_engine as work
+        mode, n = sys.argv[1], int(sys.argv[2])
+        _engine.recorder_start(sys.argv[3])
+        engine.arm(1, work.fib.__code__, engine.Request(func_timing=True), module="bench",
+                   source="monitoring")
+        _engine.set_callback_mode(mode)
+        work.fib(n)
+        _engine.set_callback_mode("normal")
+        engine.disarm(1)
+        _engine.recorder_stop()
+    ''' % HERE)
+    main = {}
+    for mode in ("normal", "noop"):
+        for n in (12, 17):
+            counts = _callgrind_threads([sys.executable, "-c", script, mode, str(n), directory],
+                                        os.path.join(directory, "cgpy.out"))
+            main[mode, n] = counts.get(1, 0)
+    import bench_engine as work
+    events = 2 * (work._fib_calls(17) - work._fib_calls(12))
+    added = ((main["normal", 17] - main["normal", 12]) - (main["noop", 17] - main["noop", 12]))
+    out["callback_added_instructions_per_event"] = added / events
+    return out
+
+
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
@@ -221,10 +465,18 @@ def reader_speed(path, rounds):
             "reader_events_per_cpu_s": statistics.median(cpu_rates)}
 
 
-def run(quick=False):
+def run(quick=False, callgrind=True):
     with tempfile.TemporaryDirectory(prefix="pylu-bench-") as d:
         os.chmod(d, 0o700)
         result = {"clock": _engine.RECORDER_CLOCK}
+        result["flusher_traces"] = flusher_cost(d, 2 if quick else 5)
+        result["ring_memory"] = ring_memory(d)
+        result["idle"] = idle(d)
+        if callgrind:
+            try:
+                result["instructions"] = instructions(d)
+            except (subprocess.SubprocessError, OSError) as e:
+                result["instructions"] = {"skipped": "callgrind failed: %s" % e}
         result["cost"] = added_cost(d, 40 if quick else 200)
         result["callback"] = callback_cost(d, 9 if quick else 31)
         result["callback_unpinned"] = callback_cost(d, 9 if quick else 31, pin=False)
@@ -253,6 +505,10 @@ def run(quick=False):
         "added_ns_per_event": result["callback"]["added_ns_per_event"],
         "added_ns_per_event_c_loop": result["cost"]["added_ns_per_event"],
         "flusher_events_per_cpu_s": result["flusher"]["flusher_events_per_cpu_s"],
+        "flusher_ns_per_event": {name: r["flusher_ns_per_event"]
+                                 for name, r in result["flusher_traces"].items()},
+        "ring_memory_bytes": result["ring_memory"].get("settled_bytes"),
+        "idle_wakeups_per_s": result["idle"]["wakeups_per_s"],
         "load_average": os.getloadavg(),
         "targets": TARGETS,
     }
@@ -263,18 +519,41 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quick", action="store_true", help="fewer rounds")
+    p.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     args = p.parse_args(argv)
-    result = run(args.quick)
+    result = run(args.quick, callgrind=not args.no_callgrind)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         s = result["summary"]
         print("clock: %s" % result["clock"])
-        print("sustained, zero drops, one producer, 64K ring: %.1f M events/s (target >= 10)"
-              % (s["sustained_events_per_s"] / 1e6))
+        ins = result.get("instructions", {})
+        for name, r in result["flusher_traces"].items():
+            per = ins.get("flusher_instructions_per_event", {}).get(name)
+            print("flusher CPU per event, %s trace: %.1f ns (spread %.1f..%.1f)%s, %.2f B/event, "
+                  "%d dropped (target <= 10 ns on fib and loop)" % (
+                      name, r["flusher_ns_per_event"], r["spread"]["min"], r["spread"]["max"],
+                      ", %.0f instructions" % per if per else "", r["bytes_per_event"],
+                      r["dropped"]))
+        if "skipped" in ins:
+            print("   instruction counts skipped: %s" % ins["skipped"])
+        m = result["ring_memory"]
+        if "error" in m:
+            print("ring memory, 200 threads: failed: %s" % m["error"])
+        else:
+            print("ring memory, 200 threads x 20,000 profiled calls: +%.1f MB resident once "
+                  "idle, +%.1f MB at peak, rings %.1f MB at most, %s dropped (target <= 32 MB)"
+                  % (m["settled_bytes"] / 1e6, m["peak_bytes"] / 1e6,
+                     (m["ring_bytes_peak"] or 0) / 1e6, m["dropped"]))
+        i = result["idle"]
+        print("idle recorder: %d wake-ups in a second, %d bytes written (target 0)"
+              % (i["wakeups_per_s"], i["bytes_written"]))
+        print("sustained, zero drops, one producer, rings grown by need: %.1f M events/s "
+              "(target >= 10)" % (s["sustained_events_per_s"] / 1e6))
         for r in result["sustained"]:
-            print("   paced at %.0f M/s: achieved %.2f M/s, dropped %d"
-                  % (r["target_rate"] / 1e6, r["achieved_rate"] / 1e6, r["dropped"]))
+            print("   paced at %.0f M/s: achieved %.2f M/s, dropped %d, ring %.1f MiB at most"
+                  % (r["target_rate"] / 1e6, r["achieved_rate"] / 1e6, r["dropped"],
+                     r["ring_bytes_peak"] / 2**20))
         print("   flusher capacity: %.1f M events per CPU-second (%.1f ns/event); load average %.1f"
               % (s["flusher_events_per_cpu_s"] / 1e6,
                  result["flusher"]["flusher_cpu_ns_per_event"], s["load_average"][0]))
@@ -294,6 +573,9 @@ def main(argv=None):
         print("   not pinned: %.1f ns median (spread %.1f..%.1f; the scheduler may move the "
               "producer when the flusher wakes)" % (
                   un["added_ns_per_event"], un["spread"]["min"], un["spread"]["max"]))
+        if "callback_added_instructions_per_event" in ins:
+            print("   instructions our callback and record add per event on fib: %.0f"
+                  % ins["callback_added_instructions_per_event"])
         c = result["cost"]
         print("   pylu_record in a tight C loop: +%.2f ns median (spread %.2f..%.2f; baseline "
               "%.2f ns, record %.2f ns; nothing to overlap the clock read with)" % (

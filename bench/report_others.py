@@ -32,7 +32,29 @@ def _engine(data):
 def _recording(data):
     s = data["summary"]
     t = s["targets"]
-    yield ("recording: sustained events/s with zero drops, one producer, 64K ring",
+    per_event = data.get("instructions", {}).get("flusher_instructions_per_event", {})
+    for name, row in data.get("flusher_traces", {}).items():
+        target = t.get("flusher_ns_per_event") if name in ("fib", "loop") else None
+        yield ("recording: flusher CPU per event, %s trace" % name,
+               "%.1f ns (%.1f–%.1f)%s" % (row["flusher_ns_per_event"], row["spread"]["min"],
+                                          row["spread"]["max"],
+                                          ", %.0f instructions" % per_event[name]
+                                          if name in per_event else ""),
+               "≤ %.0f ns" % target if target else "",
+               _ok(row["flusher_ns_per_event"] <= target) if target else "")
+    mem = data.get("ring_memory")
+    if mem and "settled_bytes" in mem:
+        yield ("recording: memory of 200 threads x 20,000 profiled calls, once idle (peak)",
+               "%.1f MB (%.1f MB), %s dropped" % (mem["settled_bytes"] / 1e6,
+                                                  mem["peak_bytes"] / 1e6, mem["dropped"]),
+               "≤ %.0f MB" % (t["ring_memory_bytes"] / 1e6),
+               _ok(mem["settled_bytes"] <= t["ring_memory_bytes"]))
+    idle = data.get("idle")
+    if idle:
+        yield ("recording: an idle recorder, wake-ups and bytes written in a second",
+               "%d, %d" % (idle["wakeups_per_s"], idle["bytes_written"]), "0, 0",
+               _ok(idle["wakeups_per_s"] == 0 and idle["bytes_written"] == 0))
+    yield ("recording: sustained events/s with zero drops, one producer",
            _m(s["sustained_events_per_s"]), "≥ %s" % _m(t["sustained_events_per_s"]),
            _ok(s["sustained_events_per_s"] >= t["sustained_events_per_s"]))
     yield ("recording: bytes per event on disk, real monitoring trace",
@@ -53,6 +75,10 @@ def _recording(data):
     if un:
         yield ("recording: the same, producer not pinned", "%.1f ns (%.1f–%.1f)" % (
             un["added_ns_per_event"], un["spread"]["min"], un["spread"]["max"]), "", "")
+    added = data.get("instructions", {}).get("callback_added_instructions_per_event")
+    if added is not None:
+        yield ("recording: instructions our callback and record add per event (fib)",
+               "%.0f" % added, "", "")
     yield ("recording: flusher throughput per CPU-second",
            _m(s["flusher_events_per_cpu_s"]), "", "")
 

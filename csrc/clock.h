@@ -35,6 +35,15 @@ pylu_clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The wall clock in ns (log names and the header's time origin). */
+static inline uint64_t
+pylu_clock_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Out of line so the hot path keeps no stack frame for the fallback's timespec. */
 uint64_t pylu_clock_mono_ns_outline(void) __attribute__((noinline));
 

@@ -87,6 +87,8 @@ pylu_encoder_write_header(pylu_encoder *e, const pylu_log_header *h)
     put_le(hdr + PYLU_HDR_TICKS_PER_SEC, tps_bits, 8);
     put_le(hdr + PYLU_HDR_CLOCK, h->clock, 4);
     put_le(hdr + PYLU_HDR_ARGV_LEN, argv_len, 4);
+    put_le(hdr + PYLU_HDR_SEGMENT, h->segment, 4);
+    put_le(hdr + PYLU_HDR_SEGMENT + 4, 0, 4);
     if (argv_len) {
         memcpy(hdr + PYLU_HEADER_FIXED, h->argv, argv_len);
     }
@@ -216,12 +218,43 @@ pylu_encoder_drop(pylu_encoder *e, uint32_t thread, uint64_t dropped_so_far)
 }
 
 int
-pylu_encoder_end_record(pylu_encoder *e)
+pylu_encoder_text(pylu_encoder *e, uint32_t thread, uint64_t ticks, int kind, const char *text,
+                  size_t len)
 {
-    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_END) < 0) {
+    uint64_t v[3] = {thread, ticks, (uint64_t)kind};
+    if (pylu_buf_put_byte(&e->pack, PYLU_TAG_TEXT) < 0 ||
+        pylu_buf_put_varints(&e->pack, 3, v) < 0 ||
+        pylu_buf_put_str(&e->pack, text, len) < 0) {
         return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
     }
     return 0;
+}
+
+static int
+put_tag(pylu_encoder *e, uint8_t tag)
+{
+    if (pylu_buf_put_byte(&e->pack, tag) < 0) {
+        return fail(e, PYLU_ENC_NOMEM, "out of memory packing", 0);
+    }
+    return 0;
+}
+
+int
+pylu_encoder_end_record(pylu_encoder *e)
+{
+    return put_tag(e, PYLU_TAG_END);
+}
+
+int
+pylu_encoder_segment_end_record(pylu_encoder *e)
+{
+    return put_tag(e, PYLU_TAG_SEGMENT_END);
+}
+
+void
+pylu_encoder_set_sink(pylu_encoder *e, struct pylu_sink *sink)
+{
+    e->sink = sink;
 }
 
 /* Largest packed event: tag, long-form byte, code delta (5), line (4), delta (10). */

@@ -33,6 +33,7 @@ typedef struct {
     uint32_t clock;          /* pylu_clock_kind */
     const char *argv;        /* NUL-separated; cut to PYLU_HEADER_MAX_ARGV */
     size_t argv_len;
+    uint32_t segment;        /* 0, 1, 2, ... of a log cut into segment files */
 } pylu_log_header;
 
 /* Per-thread delta state: events encode code, line and ticks against the thread's
@@ -84,7 +85,12 @@ int pylu_encoder_thread(pylu_encoder *e, uint32_t thread, int32_t os_tid, const 
 int pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
                         const pylu_rec_span *span);
 int pylu_encoder_drop(pylu_encoder *e, uint32_t thread, uint64_t dropped_so_far);
+int pylu_encoder_text(pylu_encoder *e, uint32_t thread, uint64_t ticks, int kind,
+                      const char *text, size_t len);
 int pylu_encoder_end_record(pylu_encoder *e);
+int pylu_encoder_segment_end_record(pylu_encoder *e);
+/* The next segment goes to another sink (its header next); counters carry on. */
+void pylu_encoder_set_sink(pylu_encoder *e, struct pylu_sink *sink);
 /* Whole records already in the format (CODE, TEXT) are appended here. */
 pylu_bytebuf *pylu_encoder_pending(pylu_encoder *e);
 

@@ -14,19 +14,21 @@
 #include <stdint.h>
 
 struct pylu_flusher_config {
-    const char *directory;  /* the log goes to <directory>/pylu-<pid>-<unix ns>.pylog */
+    const char *directory;  /* the log goes to <directory>/pylu-<pid>-<unix ns>[.<n>].pylog */
     uint32_t ring_slots;    /* power of two, 4 .. 2^24 */
     int level;              /* zstd level (negative = faster) */
     int flush_ms;           /* drain period */
     int frame_ms;           /* longest time between the first byte of a frame and its end */
     const char *argv;       /* NUL-separated, for the header; may be NULL */
     size_t argv_len;
+    uint64_t budget_bytes;  /* the directory's logs may take this much (0: its default) */
+    uint64_t segment_bytes; /* a segment ends past this size (0: from the budget) */
 };
 
 struct pylu_stats {
     int active;             /* producers are recording */
     int running;            /* a session exists (maybe failed, not yet stopped) */
-    char path[4096];
+    char path[4096];        /* the segment being written */
     const char *clock;
     uint64_t events;        /* records written to the log */
     uint64_t dropped;       /* records lost: full rings, ring allocation failures */
@@ -45,6 +47,10 @@ struct pylu_stats {
     uint64_t ring_bytes;      /* ring segments mapped now, and at most in this session */
     uint64_t ring_bytes_peak;
     uint64_t ring_trims;      /* idle rings whose pages were given back */
+    uint64_t segments;        /* segment files of this log so far */
+    uint64_t budget_bytes;    /* the log directory's budget */
+    uint64_t deleted_segments;  /* old segments the budget deleted (any process's) */
+    uint64_t deleted_bytes;
     char error[4608];       /* empty, or why recording stopped */
 };
 

@@ -14,12 +14,16 @@
  *   +--------+-------+-------+-------+---------------+---------------+
  *   | magic  |version|hdr len|  pid  | start_unix_ns |  start_ticks  |
  *   +--------+-------+-------+-------+---------------+---------------+
- *   32              40      44        48
- *   +---------------+-------+---------+----------------------------+
- *   | ticks_per_sec | clock |argv len | argv (NUL-separated UTF-8)  |
- *   |   (f64)       | (u32) |  (u32)  |                            |
- *   +---------------+-------+---------+----------------------------+
- *   clock: 1 = TSC, 2 = CLOCK_MONOTONIC (ticks are ns). hdr len = 48 + argv len.
+ *   32              40      44        48        52        56
+ *   +---------------+-------+---------+---------+---------+------------------------+
+ *   | ticks_per_sec | clock |argv len | segment |    0    | argv (NUL-separated)   |
+ *   |   (f64)       | (u32) |  (u32)  |  (u32)  |  (u32)  |                        |
+ *   +---------------+-------+---------+---------+---------+------------------------+
+ *   clock: 1 = TSC, 2 = CLOCK_MONOTONIC (ticks are ns). hdr len = 56 + argv len.
+ *   A log may be a sequence of segment files (csrc/budget.h names them): every segment
+ *   has the same pid, start_unix_ns and start_ticks, and `segment` 0, 1, 2, ...; each
+ *   repeats the CODE and THREAD records its events need, so it reads on its own.
+ *   Version 1 has no segment field: hdr len = 48 + argv len, argv at 48.
  *
  * Records in a frame. The first byte is a tag.
  *
@@ -53,6 +57,7 @@
  *   DROP          0x05  varint thread, varint dropped so far (cumulative)
  *   CALIB         0x06  varint ticks, varint ns since the header's start_ticks
  *   END           0x07  (no payload) the writer closed the log; nothing follows
+ *   SEGMENT_END   0x08  (no payload) the log continues in the next segment file
  *
  * Time: ns = calib_ns + (ticks - calib_ticks) * rate, with the latest CALIB point and
  * rate = (latest - first CALIB) ns per tick once two points exist (else 1e9/ticks_per_sec).
@@ -69,7 +74,8 @@
 #define PYLU_LOG_MAGIC_LEN 8
 #define PYLU_LOG_VERSION 2          /* what the writer writes */
 #define PYLU_LOG_VERSION_OLDEST 1   /* the oldest the reader reads */
-#define PYLU_HEADER_FIXED 48
+#define PYLU_HEADER_FIXED 56
+#define PYLU_HEADER_FIXED_V1 48
 #define PYLU_HEADER_MAX_ARGV 16384
 
 #define PYLU_TAG_EVENT 0x80
@@ -89,6 +95,7 @@ enum {
     PYLU_TAG_DROP = 0x05,
     PYLU_TAG_CALIB = 0x06,
     PYLU_TAG_END = 0x07,
+    PYLU_TAG_SEGMENT_END = 0x08,
 };
 
 /* Header byte offsets. */
@@ -101,6 +108,7 @@ enum {
     PYLU_HDR_TICKS_PER_SEC = 32,
     PYLU_HDR_CLOCK = 40,
     PYLU_HDR_ARGV_LEN = 44,
+    PYLU_HDR_SEGMENT = 48,
 };
 
 /* The decoded event of LogReader.chunks(): 24 bytes, little-endian. */

@@ -74,6 +74,14 @@ pylu_metadata_session_begin(void)
     pthread_mutex_unlock(&meta_mutex);
 }
 
+void
+pylu_metadata_rewind_codes(void)
+{
+    pthread_mutex_lock(&meta_mutex);
+    codes_taken = 0;
+    pthread_mutex_unlock(&meta_mutex);
+}
+
 int
 pylu_metadata_take(pylu_bytebuf *out)
 {

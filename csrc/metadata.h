@@ -27,6 +27,8 @@ int pylu_record_text(int kind, const char *text, size_t len);
 /* ---- the flusher ---- */
 /* A new log begins: every code description is due again, queued texts are dropped. */
 void pylu_metadata_session_begin(void);
+/* A new segment of the log begins: every code description is due again (texts stay). */
+void pylu_metadata_rewind_codes(void);
 /* Append to `out` the CODE records not yet taken in this session, then the queued TEXT
  * records (which leave the queue either way). -1: out of memory, nothing taken.
  * out NULL: only drop the queued texts (the log failed). */

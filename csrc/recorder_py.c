@@ -98,17 +98,81 @@ argv_blob(size_t *len)
     return blob;
 }
 
+/* "1048576", "512K", "100M", "1.5G" (powers of 1024, optional "B"/"iB") -> bytes.
+ * 0 and a ValueError naming `what` when it is not a size. */
+static uint64_t
+parse_size(const char *text, const char *what)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    double unit = 1;
+    switch (*end) {
+    case 'k': case 'K': unit = 1024.0; end++; break;
+    case 'm': case 'M': unit = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (unit > 1 && *end == 'i') {
+        end++;
+    }
+    if (*end == 'b' || *end == 'B') {
+        end++;
+    }
+    if (errno || end == text || *end != '\0' || !(v * unit >= 1) || v * unit > 1e18) {
+        PyErr_Format(PyExc_ValueError, "%s must be a size in bytes such as 500M or 2G, not %R",
+                     what, PyUnicode_DecodeFSDefault(text));
+        return 0;
+    }
+    return (uint64_t)(v * unit);
+}
+
+/* budget: a size (int or str), else $PYLU_LOG_BUDGET, else 0 (the directory's default). */
+static int
+budget_bytes(PyObject *budget, uint64_t *out)
+{
+    *out = 0;
+    if (budget == Py_None) {
+        const char *env = getenv("PYLU_LOG_BUDGET");
+        if (env != NULL && env[0] != '\0' && (*out = parse_size(env, "PYLU_LOG_BUDGET")) == 0) {
+            return -1;
+        }
+        return 0;
+    }
+    if (PyUnicode_Check(budget)) {
+        const char *text = PyUnicode_AsUTF8(budget);
+        return text == NULL || (*out = parse_size(text, "budget")) == 0 ? -1 : 0;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(budget);
+    if (PyErr_Occurred() || v == 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "budget must be a positive number of bytes or a size "
+                     "such as '500M', not %R", budget);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static PyObject *
 recorder_start(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"directory", "ring_slots", "level", "flush_ms", "frame_ms", NULL};
-    PyObject *dir_obj;
+    static char *kwlist[] = {"directory", "ring_slots", "level", "flush_ms", "frame_ms",
+                             "budget", "segment_bytes", NULL};
+    PyObject *dir_obj, *budget = Py_None;
     unsigned long slots = 1u << 20;   /* rings start at 1024 slots and grow up to this */
+    unsigned long long segment_bytes = 0;
     int level = 1, flush_ms = 5, frame_ms = 100;
     PYLU_UNUSED(module);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$kiii:recorder_start", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$kiiiOK:recorder_start", kwlist,
                                      PyUnicode_FSConverter, &dir_obj, &slots, &level,
-                                     &flush_ms, &frame_ms)) {
+                                     &flush_ms, &frame_ms, &budget, &segment_bytes)) {
+        return NULL;
+    }
+    uint64_t budget_value;
+    if (budget_bytes(budget, &budget_value) < 0) {
+        Py_DECREF(dir_obj);
         return NULL;
     }
     struct pylu_flusher_config cfg = {
@@ -117,6 +181,8 @@ recorder_start(PyObject *module, PyObject *args, PyObject *kwargs)
         .level = level,
         .flush_ms = flush_ms,
         .frame_ms = frame_ms,
+        .budget_bytes = budget_value,
+        .segment_bytes = segment_bytes,
     };
     cfg.argv = argv_blob(&cfg.argv_len);
     char path[4096], err[4608];
@@ -171,7 +237,8 @@ recorder_stats(PyObject *module, PyObject *unused)
     struct pylu_stats st;
     pylu_flusher_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+        "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,"
+        "s:K,s:K,s:O}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -191,6 +258,10 @@ recorder_stats(PyObject *module, PyObject *unused)
         "ring_bytes", (unsigned long long)st.ring_bytes,
         "ring_bytes_peak", (unsigned long long)st.ring_bytes_peak,
         "ring_trims", (unsigned long long)st.ring_trims,
+        "segments", (unsigned long long)st.segments,
+        "budget_bytes", (unsigned long long)st.budget_bytes,
+        "deleted_segments", (unsigned long long)st.deleted_segments,
+        "deleted_bytes", (unsigned long long)st.deleted_bytes,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
@@ -427,8 +498,11 @@ stop_at_exit(void)
 
 PyMethodDef pylu_recorder_methods[] = {
     {"recorder_start", (PyCFunction)(void (*)(void))recorder_start, METH_VARARGS | METH_KEYWORDS,
-     "recorder_start(directory, *, ring_slots=1048576, level=1, flush_ms=5, frame_ms=100) -> path\n"
-     "ring_slots: the most records a thread's ring may grow to hold."},
+     "recorder_start(directory, *, ring_slots=1048576, level=1, flush_ms=5, frame_ms=100,\n"
+     "               budget=None, segment_bytes=0) -> path of the first segment\n"
+     "ring_slots: the most records a thread's ring may grow to hold. budget: bytes (or\n"
+     "'500M') the directory's logs may take; None: $PYLU_LOG_BUDGET, else min(1 GiB, 10% of\n"
+     "the free space). segment_bytes: a segment ends past this size (0: budget / 8)."},
     {"recorder_stop", recorder_stop, METH_NOARGS, "Drain, write the final frame, close the log."},
     {"recorder_flush", recorder_flush, METH_NOARGS, "Drain now and end the current zstd frame."},
     {"recorder_active", recorder_active, METH_NOARGS, "True while events are being recorded."},

@@ -360,6 +360,15 @@ pylu_registry_adopt(int (*adopt)(void *ctx, struct pylu_ring *ring), void *ctx)
     return registry_fresh == NULL ? 0 : -1;
 }
 
+uint32_t
+pylu_registry_reserve_thread(void)
+{
+    pthread_mutex_lock(&registry_mutex);
+    uint32_t index = next_thread_index++;
+    pthread_mutex_unlock(&registry_mutex);
+    return index;
+}
+
 int
 pylu_registry_all_adopted(void)
 {

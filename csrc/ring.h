@@ -118,6 +118,8 @@ void pylu_registry_unlock(void);
  * consumer keeps its own state for it from now on. A ring whose adopt() fails (returns -1)
  * is offered again next time, with those after it; then this returns -1. */
 int pylu_registry_adopt(int (*adopt)(void *ctx, struct pylu_ring *ring), void *ctx);
+/* A thread index of this session for a thread without a ring (the flusher's own texts). */
+uint32_t pylu_registry_reserve_thread(void);
 /* Lock held: whether no ring waits to be adopted. */
 int pylu_registry_all_adopted(void);
 /* Lock held: take a drained, orphaned ring out of the registry; the caller frees it. */

@@ -33,7 +33,8 @@ def _recorder_report(_engine):
         stats = dict(_engine.recorder_stats())
     except Exception as exc:  # report, don't hide: the row still has its timing
         return {"recorder_error": "%s: %s" % (type(exc).__name__, exc)}
-    return {key: stats.get(key) for key in ("events", "dropped", "bytes_written", "clock")}
+    return {key: stats.get(key) for key in ("events", "dropped", "bytes_written", "clock",
+                                            "flusher_cpu_ns", "ring_bytes_peak")}
 
 
 class _Armed(object):

@@ -103,7 +103,7 @@ def test_other_benches_table_says_missed_failed_and_incomplete():
         "bench_engine": {"missing": True},
     }
     md = "\n".join(report_others.render(others))
-    assert "| recording: sustained events/s with zero drops, one producer, 64K ring | " \
+    assert "| recording: sustained events/s with zero drops, one producer | " \
            "5.0 M/s | ≥ 10.0 M/s | **missed** |" in md
     assert "(producer pinned) | 8.0 ns (6.0–9.0) | ≤ 12 ns | met |" in md
     assert "| `bench/bench_update.py` | failed: exit 1: boom / bang |" in md

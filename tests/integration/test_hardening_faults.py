@@ -246,13 +246,13 @@ def test_network_drop_the_stub_reconnects_with_its_updates():
 
 # --- recording under faults -----------------------------------------------------------
 
-def _record(live, directory, flush_ms=5, frame_ms=20):
+def _record(live, directory, flush_ms=5, frame_ms=20, budget=None):
     ok, lines = live.run(
         "import __main__; from pyliveupdate import engine, recording, _engine\n"
         "engine.arm(900, __main__.compute.__code__, engine.Request(func_timing=True),"
         " module='__main__', qualname='compute')\n"
-        "print(recording.ensure_started(%r, flush_ms=%d, frame_ms=%d))"
-        % (str(directory), flush_ms, frame_ms))
+        "print(recording.ensure_started(%r, flush_ms=%d, frame_ms=%d, budget=%r))"
+        % (str(directory), flush_ms, frame_ms, budget))
     assert ok, lines
     return lines[-1]
 
@@ -287,7 +287,9 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_stops_recording_with_a_report_and_the_program_carries_on(live, small_disk):
-    path = _record(live, small_disk, frame_ms=5)
+    # A budget above the disk's size: the default (a tenth of the free space) would keep
+    # the log from ever filling it.
+    path = _record(live, small_disk, frame_ms=5, budget=1 << 30)
     assert path.startswith(str(small_disk))
     # Random arguments keep the log incompressible; on a starved machine the rings drop
     # records instead of filling the disk, so keep going (bounded) until recording stops.

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pyliveupdate import _engine
-from support_recorder import (Log, logs_in, private_dir, run_child)
+from support_recorder import EV_CALL, EV_RETURN, Log, logs_in, private_dir, run_child
 
 
 @pytest.mark.parametrize("clock", ["default", "monotonic"])
@@ -288,46 +288,57 @@ def test_a_ring_past_half_full_wakes_the_flusher(tmp_path):
     assert Log(path).error is None
 
 
+def _outermost_totals_and_self(log):
+    """The live aggregates' definitions computed from the log itself: per code, hits,
+    total over outermost activations, self = the time with that code on top."""
+    stack, out, last = [], {}, None
+    for _, kind, _thread, ts, code, _line in log.events:
+        if stack and last is not None:
+            out.setdefault(stack[-1][0], [0, 0, 0])[2] += ts - last
+        last = ts
+        if kind == EV_CALL:
+            stack.append((code, ts, all(entry[0] != code for entry in stack)))
+        elif kind == EV_RETURN:
+            popped, start, outer = stack.pop()
+            assert popped == code
+            agg = out.setdefault(code, [0, 0, 0])
+            agg[0] += 1
+            agg[1] += ts - start if outer else 0
+    return out
+
+
 def test_live_aggregates_charge_a_recursion_once(tmp_path):
     """FP.top()'s figures: a function's total counts its outermost activations only (as
     pylu-processlogs does), its self time every activation's own; direct and indirect
-    recursion, and two codes that share a bucket of the recursion check (1 and 65)."""
+    recursion, and two codes that share a bucket of the recursion check (1 and 65).
+    Checked against the same definitions computed from the log's own timestamps."""
     d = private_dir(tmp_path / "logs")
     out = run_child(f"""
         import json, time
         from pyliveupdate import _engine as e
-        e.recorder_start({d!r})
+        path = e.recorder_start({d!r})
         def pause():
             t = time.perf_counter_ns() + 200_000
             while time.perf_counter_ns() < t:
                 pass
-        e.recorder_emit(1, 1, 0); pause()              # f
-        e.recorder_emit(1, 1, 0); pause()              #   f (direct recursion)
-        e.recorder_emit(1, 2, 0); pause()              #     g
-        e.recorder_emit(1, 1, 0); pause()              #       f (indirect)
-        e.recorder_emit(3, 1, 0); pause()
-        e.recorder_emit(3, 2, 0); pause()
-        e.recorder_emit(3, 1, 0); pause()
-        e.recorder_emit(3, 1, 0)
-        e.recorder_emit(1, 65, 0); pause()             # h: shares f's bucket
-        e.recorder_emit(1, 1, 0); pause()              #   f: still outermost
-        e.recorder_emit(3, 1, 0); pause()
-        e.recorder_emit(3, 65, 0)
+        for kind, code in [(1, 1), (1, 1), (1, 2), (1, 1), (3, 1), (3, 2), (3, 1), (3, 1),
+                           (1, 65), (1, 1), (3, 1), (3, 65)]:
+            e.recorder_emit(kind, code, 0)             # f f g f, then h (f's bucket) f
+            pause()
         e.recorder_flush()
         funcs, _ = e.recorder_live()
         e.recorder_stop()
-        print(json.dumps(sorted(funcs.items())))
+        print(json.dumps([path, sorted(funcs.items())]))
     """)
     assert out.returncode == 0, out.stderr
-    funcs = {code: v for code, v in json.loads(out.stdout)}
-    (f_hits, f_total, f_self), (g_hits, g_total, g_self) = funcs[1], funcs[2]
-    h_hits, h_total, h_self = funcs[65]
-    assert (f_hits, g_hits, h_hits) == (4, 1, 1)
-    pause = 200_000
-    # f's outermost activations: the first (7 pauses) and the one inside h (1 pause)
-    assert 8 * pause <= f_total < 8 * pause * 1.5, funcs
-    assert 6 * pause <= f_self < 6 * pause * 1.5, funcs     # the pauses with an f on top
-    assert 3 * pause <= g_total < 3 * pause * 1.5, funcs
-    assert 2 * pause <= g_self < 2 * pause * 1.5, funcs
-    assert 3 * pause <= h_total < 3 * pause * 1.5, funcs
-    assert 2 * pause <= h_self < 2 * pause * 1.5, funcs
+    path, funcs = json.loads(out.stdout)
+    funcs = {code: v for code, v in funcs}
+    want = _outermost_totals_and_self(Log(path))
+    assert sorted(funcs) == sorted(want) == [1, 2, 65]
+    for code, (hits, total, self_ns) in funcs.items():
+        w_hits, w_total, w_self = want[code]
+        assert hits == w_hits, (code, funcs, want)
+        assert total == pytest.approx(w_total, rel=0.01, abs=2000), (code, funcs, want)
+        assert self_ns == pytest.approx(w_self, rel=0.01, abs=2000), (code, funcs, want)
+    # f's recursion is charged once: its total is less than the sum of its activations
+    assert funcs[1][0] == 4 and funcs[1][1] < funcs[1][2] + funcs[2][1]

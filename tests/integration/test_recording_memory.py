@@ -1,9 +1,14 @@
 """Rings sized by need, memory given back, and an idle recorder that costs nothing."""
 import json
+import os
+import subprocess
+import sys
 
 from support_recorder import Log, private_dir, run_child
 
 FIRST_SEGMENT_BYTES = 1024 * 16
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "bench")
 
 
 def test_a_burst_grows_the_ring_and_loses_nothing(tmp_path):
@@ -49,58 +54,19 @@ def test_the_largest_ring_is_respected_and_its_overflow_counted(tmp_path):
 
 def test_two_hundred_profiled_threads_stay_within_32_mb(tmp_path):
     """Issue 18: 200 live threads, each making 20,000 profiled calls, cost at most 32 MB of
-    resident memory once they wait (a thread pool between requests), and lose nothing."""
+    resident memory once they wait (a thread pool between requests), and lose nothing.
+    The bench's own scenario (bench_recording.RING_MEMORY_SCRIPT)."""
+    sys.path.insert(0, BENCH)
+    import bench_recording
     d = private_dir(tmp_path / "logs")
-    out = run_child(f"""
-        import json, threading, time
-        from pyliveupdate import _engine, engine
-
-        def rss(key="VmRSS"):
-            for line in open("/proc/self/status"):
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-
-        def work(x):
-            return x + 1
-
-        N, CALLS = 200, 20_000
-        start, done = threading.Barrier(N + 1), threading.Barrier(N + 1)
-        release = threading.Event()
-
-        def body():
-            start.wait()
-            f = work
-            for i in range(CALLS):
-                f(i)
-            done.wait()
-            release.wait()
-
-        threads = [threading.Thread(target=body) for _ in range(N)]
-        for t in threads:
-            t.start()
-        _engine.recorder_start({d!r})
-        engine.arm(1, work.__code__, engine.Request(func_timing=True), module="m",
-                   source="monitoring")
-        before = rss()
-        start.wait()
-        done.wait()
-        _engine.recorder_flush()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and rss() - before > 32e6:
-            time.sleep(0.05)            # idle rings give their pages back within cycles
-        settled = rss() - before
-        stats = _engine.recorder_stats()
-        release.set()
-        for t in threads:
-            t.join()
-        engine.disarm(1)
-        _engine.recorder_stop()
-        print(json.dumps([settled, stats]))
-    """, timeout=240)
+    out = subprocess.run([sys.executable, "-c", bench_recording.RING_MEMORY_SCRIPT, "profile", d],
+                         capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
-    settled, stats = json.loads(out.stdout)
+    run = json.loads(out.stdout)
+    stats = run["stats"]
     assert stats["events"] == 200 * 20_000 * 2 and stats["dropped"] == 0, stats
-    assert settled <= 32e6, (settled, stats)
+    assert stats["ring_trims"] > 0
+    assert run["settled"] <= 32e6, run
 
 
 def test_an_idle_recorder_dozes_and_wakes_for_the_next_record(tmp_path):
