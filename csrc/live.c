@@ -307,6 +307,29 @@ pylu_live_feed(pylu_live_thread **stp, const pylu_rec_span *span)
         }
         last = ticks;
         /* Kinds in order: CALL, RESUME open; RETURN, YIELD, UNWIND close; LINE, LINE_MARK. */
+        if (kind == PYLU_EV_CALL && i + 1 != tail && st->overflow == 0) {
+            /* A leaf call: its RETURN (or UNWIND) is the next record. One update, no push
+             * and pop: a loop's hot function, half the calls of a recursion. */
+            const struct pylu_rec *next = &buf[(i + 1) & mask];
+            if (next->code_id == code &&
+                (next->kind_line == PYLU_EV_RETURN || next->kind_line == PYLU_EV_UNWIND)) {
+                uint64_t total = next->ticks - ticks;
+                int outer = open[code & (OPEN_BUCKETS - 1)] == 0 ||
+                            !has_activation(es, depth, code);
+                if (code != seen_code) {
+                    seen_code = code;
+                    seen_agg = func_get(code);
+                }
+                if (seen_agg != NULL) {
+                    seen_agg->hits++;
+                    seen_agg->self += total;
+                    seen_agg->total += outer ? total : 0;
+                }
+                last = next->ticks;
+                i++;
+                continue;
+            }
+        }
         if (kind <= PYLU_EV_RESUME) {
             if (__builtin_expect(depth == cap || st->overflow > 0, 0)) {
                 st->depth = depth;

@@ -282,8 +282,9 @@ def test_a_ring_past_half_full_wakes_the_flusher(tmp_path):
     assert out.returncode == 0, out.stderr
     path, n, cycles_while_producing, stats = json.loads(out.stdout)
     assert stats["events"] + stats["dropped"] == n
-    # Without the wake-up: one cycle at start, ~4096 events through, ~98% dropped.
-    assert cycles_while_producing >= 16, cycles_while_producing
+    # Without the wake-ups: no cycle while producing, ~4096 events through, ~98% dropped.
+    # (How many cycles it took depends on the machine's load; that it drained does not.)
+    assert cycles_while_producing >= 2, cycles_while_producing
     assert stats["dropped"] < n // 2, stats
     assert Log(path).error is None
 

@@ -12,25 +12,26 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 
 
 def test_a_burst_grows_the_ring_and_loses_nothing(tmp_path):
-    """A C loop flat out, with the flusher's timer at 10 s: only growth (and the wake-ups
-    at half full) keep the records; everything is in the log and the rings are unmapped
-    when the session ends."""
+    """A C loop flat out, with the flusher's timer at 10 s: the ring grows in the producer
+    itself (1K, 4K, ... slots), so even a flusher that never ran during the burst loses
+    nothing of 800,000 records; all are in the log and the rings are unmapped when the
+    session ends."""
     d = private_dir(tmp_path / "logs")
     out = run_child(f"""
         import json
         from pyliveupdate import _engine as e
         path = e.recorder_start({d!r}, flush_ms=10000, frame_ms=60000)
-        e.recorder_bench(2_000_000)
+        e.recorder_bench(800_000)
         during = e.recorder_stats()
         e.recorder_stop()
         print(json.dumps([path, during, e.recorder_stats()]))
     """, timeout=120)
     assert out.returncode == 0, out.stderr
     path, during, after = json.loads(out.stdout)
-    assert after["dropped"] == 0 and after["events"] == 2_000_000, after
-    assert after["ring_bytes_peak"] > FIRST_SEGMENT_BYTES, after
+    assert after["dropped"] == 0 and after["events"] == 800_000, after
+    assert after["ring_bytes_peak"] > 64 * FIRST_SEGMENT_BYTES, after
     assert during["ring_bytes"] > 0 and after["ring_bytes"] == 0
-    assert len(Log(path).events) == 2_000_000
+    assert len(Log(path).events) == 800_000
 
 
 def test_the_largest_ring_is_respected_and_its_overflow_counted(tmp_path):
