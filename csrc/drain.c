@@ -278,7 +278,8 @@ doze(pylu_log_session *s)
     pylu_registry_doze();
     if (!work_pending(s)) {
         pylu_registry_sleep(seq, (uint64_t)s->cfg.flush_ms * 1000000u);
-        if (pylu_registry_wake_seq() == seq && !work_pending(s)) {
+        /* Until a real wake-up: a futex wait also returns early now and then. */
+        while (pylu_registry_wake_seq() == seq && !work_pending(s)) {
             pylu_registry_sleep(seq, 0);
         }
     }

@@ -4,6 +4,7 @@
 #include "flusher.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,13 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
     pylu_stats_now.running = 1;
     pthread_mutex_unlock(&pylu_state_mutex);
     pylu_registry_begin(cfg->ring_slots);
+    /* The thread starts with every signal blocked: they are the program's (Python handles
+     * them in its main thread), and none should cut the flusher's sleeps short. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->thread, NULL, pylu_drain_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         pylu_registry_halt();
         pylu_registry_free_all();
