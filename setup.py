@@ -64,7 +64,7 @@ if needs_build:
 compile_args, link_args = _flags()
 # The offline reader is its own module (docs/DESIGN.md, C section): targets never load it.
 READER_SOURCES = ["csrc/reader_module.c", "csrc/reader.c", "csrc/decoder.c", "csrc/logfile.c",
-                  "csrc/calltree.c", "csrc/kinds_py.c", "csrc/budget.c"]
+                  "csrc/calltree.c", "csrc/calltree_py.c", "csrc/kinds_py.c", "csrc/budget.c"]
 SHARED_SOURCES = {"csrc/kinds_py.c", "csrc/budget.c"}   # in both modules
 ENGINE_SOURCES = sorted(set(glob.glob("csrc/*.c")) - set(READER_SOURCES) | SHARED_SOURCES)
 engine = Extension(
