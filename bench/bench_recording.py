@@ -411,30 +411,43 @@ def instructions(directory):
         # threads: 1 main, 2 the flusher (started first), 3 the replaying producer
         out["flusher_instructions_per_event"][name] = counts.get(2, 0) / n
         os.unlink(trace)
+    # One process; callgrind starts a new profile part at each recorder_flush(), so the
+    # interpreter's start and the clock's calibration stay out of the parts compared.
     script = textwrap.dedent('''
         import sys
         sys.path.insert(0, %r)
         from pyliveupdate import _engine, engine
         import bench_engine as work
-        mode, n = sys.argv[1], int(sys.argv[2])
-        _engine.recorder_start(sys.argv[3])
+        _engine.recorder_start(sys.argv[1])
         engine.arm(1, work.fib.__code__, engine.Request(func_timing=True), module="bench",
                    source="monitoring")
-        _engine.set_callback_mode(mode)
-        work.fib(n)
+        work.fib(12)
+        _engine.recorder_flush()
+        work.fib(20)                      # part 2: our callback and record
+        _engine.recorder_flush()
+        _engine.set_callback_mode("noop")
+        work.fib(20)                      # part 3: a no-op C callback on the same events
+        _engine.recorder_flush()
         _engine.set_callback_mode("normal")
         engine.disarm(1)
         _engine.recorder_stop()
     ''' % HERE)
-    main = {}
-    for mode in ("normal", "noop"):
-        for n in (12, 17):
-            counts = _callgrind_threads([sys.executable, "-c", script, mode, str(n), directory],
-                                        os.path.join(directory, "cgpy.out"))
-            main[mode, n] = counts.get(1, 0)
+    prefix = os.path.join(directory, "cgpy.out")
+    subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                    "--dump-before=recorder_flush", "--callgrind-out-file=%s" % prefix,
+                    sys.executable, "-c", script, directory], capture_output=True, text=True,
+                   timeout=600, check=True)
+    parts = {}
+    for name in os.listdir(directory):
+        m = re.match(r"cgpy\.out\.(\d+)-01$", name)   # main thread, part n
+        if m:
+            total = re.search(r"^totals: (\d+)", open(os.path.join(directory, name)).read(), re.M)
+            parts[int(m.group(1))] = int(total.group(1)) if total else 0
+        if name.startswith("cgpy.out"):
+            os.unlink(os.path.join(directory, name))
     import bench_engine as work
-    events = 2 * (work._fib_calls(17) - work._fib_calls(12))
-    added = ((main["normal", 17] - main["normal", 12]) - (main["noop", 17] - main["noop", 12]))
+    events = 2 * work._fib_calls(20)
+    added = parts.get(2, 0) - parts.get(3, 0)
     out["callback_added_instructions_per_event"] = added / events
     return out
 
