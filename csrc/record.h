@@ -35,9 +35,11 @@ typedef enum {
     PYLU_EV_LINE_MARK = 7, /* an unprofiled line starts: only ends the previous slice */
 } pylu_event_kind;
 
-/* Record one timing event for the calling thread. */
+/* One timing event for the calling thread; `have_ticks` selects a clock reading the
+ * caller took earlier (constant at every call site, so the branch folds away). */
 static inline void
-pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
+_pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line, int have_ticks,
+             uint64_t ticks)
 {
     uint32_t session = atomic_load_explicit(&pylu_session, memory_order_relaxed);
     struct pylu_ring *r = pylu_tls.ring;
@@ -56,7 +58,7 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
                               memory_order_relaxed);
         return;
     }
-    slot->ticks = pylu_clock_ticks();
+    slot->ticks = have_ticks ? ticks : pylu_clock_ticks();
     slot->code_id = code_id;
     slot->kind_line = ((line > PYLU_REC_LINE_MAX ? PYLU_REC_LINE_MAX : line) << 4)
                       | ((uint32_t)kind & 0xFu);
@@ -65,6 +67,21 @@ pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
     if (__builtin_expect((r->ring.p_tail & r->wake_mask) == 0, 0)) {
         pylu_ring_check_fill(r);
     }
+}
+
+/* Record one timing event for the calling thread. */
+static inline void
+pylu_record(pylu_event_kind kind, uint32_t code_id, uint32_t line)
+{
+    _pylu_record(kind, code_id, line, 0, 0);
+}
+
+/* The same with a clock reading (pylu_clock_ticks()) taken earlier: for a producer that
+ * learns only afterwards whether an event happened (the frame hook's entry record). */
+static inline void
+pylu_record_at(pylu_event_kind kind, uint32_t code_id, uint32_t line, uint64_t ticks)
+{
+    _pylu_record(kind, code_id, line, 1, ticks);
 }
 
 /* Describe a code id for the log (qualified name, file, first line, module).
