@@ -177,10 +177,13 @@ def problems(r: Run) -> list:
     return out
 
 
-def in_package(counts: dict, files) -> dict:
-    """The counts of codes in the package's own module files."""
-    files = set(files)
-    return {k: v for k, v in (counts or {}).items() if k.rsplit(":", 2)[0] in files}
+def in_package(counts: dict, reference: Run) -> dict:
+    """The counts of the functions in the package's own module files (module and class
+    bodies, which the reference run lists, are not functions and no update's target)."""
+    files = set(reference.result["package_files"])
+    bodies = set(reference.result["bodies"])
+    return {k: v for k, v in (counts or {}).items()
+            if k.rsplit(":", 2)[0] in files and k not in bodies}
 
 
 def instrument_expected(cprofile_run) -> tuple:
@@ -190,9 +193,8 @@ def instrument_expected(cprofile_run) -> tuple:
     reference run's count of frames started.  A generator dropped while suspended ends
     without any event CPython reports (3.12+ clears it without running it), so its
     end count may be lower."""
-    files = cprofile_run.result["package_files"]
     gens = in_package({k: [v, v] for k, v in cprofile_run.result["generator_frames"].items()},
-                      files)
-    calls = in_package(cprofile_run.result["counts"], files)
+                      cprofile_run)
+    calls = in_package(cprofile_run.result["counts"], cprofile_run)
     expected = {k: gens.get(k, v) for k, v in calls.items()}
     return expected, set(gens)

@@ -5,7 +5,8 @@ this plugin writes), logdir.  When collection has imported the package and its t
 the mode's update is applied; when the session ends, what it saw is written out:
 
     outcomes  {test id: [phase:outcome, ...]}      every mode
-    counts    {"file:line:name": [calls, slices]}  cprofile (its calls are slices), instrument
+    counts    {"file:line:name": [calls, slices]}  cprofile (its calls are slices; functions
+              only: module and class bodies are listed as "bodies"), instrument
     engine    engine.status(), handler reports, update descriptions, notes
 """
 import json
@@ -44,6 +45,7 @@ def _key(code):
 
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200     # generator, coroutine, async generator
 _REFERENCE_TOOL = 3
+_CO_OPTIMIZED = 0x1                         # every function; no module or class body
 
 
 def _start_cprofile():
@@ -80,9 +82,13 @@ def _finish_cprofile():
     counts = _state["counts"] = {}
     # per code object: pstats merges codes of one file, line and name (two generator
     # expressions on one line) and keeps only the last
+    bodies = _state["bodies"] = set()
     for entry in prof.getstats():
         code = entry.code
         if not isinstance(code, str) and code.co_filename.startswith(where):
+            if not code.co_flags & _CO_OPTIMIZED:
+                bodies.add(_key(code))     # a module or class body: not a function
+                continue
             c = counts.setdefault(_key(code), [0, 0])
             c[0] += entry.callcount
             c[1] += entry.callcount
@@ -147,8 +153,11 @@ def _start_instrument():
     def end():
         counts.setdefault(_key(_target_code()), [0, 0])[1] += 1
 
-    _apply(Instrument(PACKAGE + ".**", {"func_begin": begin, "func_end": end},
-                      source=CONFIG["source"]))
+    update = _apply(Instrument(PACKAGE + ".**", {"func_begin": begin, "func_end": end},
+                               source=CONFIG["source"]))
+    # these handlers must see every call, however much of the run they take: no budget
+    from pyliveupdate import engine
+    engine.set_time_budget(update.id, None)
 
 
 def _module_functions():
@@ -255,6 +264,7 @@ def pytest_sessionfinish(session, exitstatus):
            "redefined": _state.get("redefined"),
            "redefine_skipped": _state.get("redefine_skipped"),
            "generator_frames": _state.get("generator_frames"),
+           "bodies": sorted(_state.get("bodies", ())),
            "package_files": sorted(_package_files())}
     if MODE not in ("plain", "cprofile"):
         from pyliveupdate import engine
