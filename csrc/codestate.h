@@ -107,7 +107,8 @@ extern int pylu_counting;
  * most one entry per thread waits, and records stay in order. */
 typedef struct {
     pylu_codestate *st; /* NULL: nothing waits */
-    uint64_t ticks;     /* 0: taken while not recording */
+    uint64_t ticks;
+    uint32_t session;   /* the recording session the ticks belong to (0: none) */
     pylu_event_kind kind;
 } pylu_deferred_entry;
 
@@ -121,7 +122,11 @@ pylu_codestate_write_deferred(void)
     if (PYLU_UNLIKELY(pylu_counting)) {
         st->hits[pylu_deferred.kind]++;
     }
-    if (pylu_deferred.ticks != 0) {
+    /* A log started since (or a forked child's new log) gets the time of writing: its
+     * records must not predate it.  Session ids compare without their top bit, which the
+     * recorder may use as a state flag. */
+    uint32_t now = atomic_load_explicit(&pylu_session, memory_order_relaxed);
+    if (pylu_deferred.session != 0 && ((pylu_deferred.session ^ now) & 0x7fffffffu) == 0) {
         pylu_record_at(pylu_deferred.kind, st->id, 0, pylu_deferred.ticks);
     }
     else {
@@ -137,8 +142,8 @@ pylu_codestate_defer(pylu_codestate *st, pylu_event_kind kind)
     }
     pylu_deferred.st = st;
     pylu_deferred.kind = kind;
-    pylu_deferred.ticks =
-        atomic_load_explicit(&pylu_session, memory_order_relaxed) != 0 ? pylu_clock_ticks() : 0;
+    pylu_deferred.session = atomic_load_explicit(&pylu_session, memory_order_relaxed);
+    pylu_deferred.ticks = pylu_deferred.session != 0 ? pylu_clock_ticks() : 0;
 }
 
 static inline void

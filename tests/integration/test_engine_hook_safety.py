@@ -161,3 +161,35 @@ def test_counts_equal_cprofile_at_recursion_error(tmp_path, source):
     assert result["runaway"] == [calls, calls]
     assert result["catch"] == [2, 2] == [theirs[(catch_line, "catch")]] * 2
     assert result["withheld"] == (2 if expected_source(source) == "frame" else 0)
+
+
+@source_param()
+def test_fork_inside_a_recorded_frame(tmp_path, source):
+    """The frame hook writes a frame's entry late; a child forked meanwhile writes it into
+    its own new log, stamped within that log, never before the log began."""
+    result, _ = run_script(tmp_path, '''
+        import glob, os
+        from pyliveupdate import recording
+        logs = os.path.join(os.getcwd(), "logs")
+        recording.ensure_started(logs)
+        def forker():
+            return os.fork()
+        engine.arm(1, forker.__code__, engine.Request(func_timing=True), source=$SOURCE)
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)   # fork with the flusher thread
+        pid = forker()
+        if pid == 0:
+            recording.stop()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        engine.shutdown()
+        recording.stop()
+        out = {}
+        for path in glob.glob(os.path.join(logs, "*.pylog")):
+            who = "parent" if "-%d-" % os.getpid() in path else "child"
+            out[who] = [[e[1], e[3]] for e in _engine.LogReader(path) if e[0] == "event"]
+        emit(out)
+    '''.replace("$SOURCE", repr(source)))
+    assert [k for k, _ in result["parent"]] == [1, 3]
+    assert result["child"] and result["child"][-1][0] == 3
+    assert all(ts >= 0 for _, ts in result["parent"] + result["child"])
