@@ -1,4 +1,4 @@
-/* codestate.c — per-code state in co_extra, compact code ids, the armed-code registry. */
+/* codestate.c — per-code state in co_extra, compact code ids, the armed codes. */
 #include "codestate.h"
 
 #include <stdlib.h>
@@ -6,11 +6,12 @@
 
 Py_ssize_t pylu_codestate_index = -1;
 int pylu_counting = 0;
+__thread pylu_deferred_entry pylu_deferred __attribute__((tls_model("initial-exec")));
 PyObject *pylu_codestate_last_code = NULL;
 pylu_codestate *pylu_codestate_last = NULL;
 
 static uint32_t next_code_id = 1;   /* monotonic, never reused in a process */
-static PyObject *registry = NULL;   /* set of armed code objects (strong refs) */
+static PyObject *armed = NULL;      /* {address: code} of armed codes (strong refs) */
 
 static void
 codestate_free(void *ptr)
@@ -211,40 +212,61 @@ pylu_codestate_set_lines(pylu_codestate *st, PyObject *lines)
     return 0;
 }
 
-int
-pylu_registry_add(PyObject *code, pylu_codestate *st)
+/* Keyed by address, not by the code: equal codes (same body compiled from two files)
+ * are distinct codes with distinct states. */
+static PyObject *
+identity_key(PyObject *code)
 {
-    if (registry == NULL && (registry = PySet_New(NULL)) == NULL) {
+    return PyLong_FromVoidPtr(code);
+}
+
+int
+pylu_armed_add(PyObject *code, pylu_codestate *st)
+{
+    if (armed == NULL && (armed = PyDict_New()) == NULL) {
         return -1;
     }
-    if (PySet_Add(registry, code) < 0) {
+    PyObject *key = identity_key(code);
+    if (key == NULL || PyDict_SetItem(armed, key, code) < 0) {
+        Py_XDECREF(key);
         return -1;
     }
+    Py_DECREF(key);
     st->flags |= PYLU_CS_ARMED;
     return 0;
 }
 
 int
-pylu_registry_remove(PyObject *code, pylu_codestate *st)
+pylu_armed_remove(PyObject *code, pylu_codestate *st)
 {
     st->flags &= ~(uint32_t)PYLU_CS_ARMED;
-    if (registry == NULL) {
+    if (armed == NULL) {
         return 0;
     }
-    return PySet_Discard(registry, code) < 0 ? -1 : 0;
+    PyObject *key = identity_key(code);
+    if (key == NULL) {
+        return -1;
+    }
+    int rc = PyDict_DelItem(armed, key);
+    Py_DECREF(key);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        rc = 0;
+    }
+    return rc;
 }
 
 PyObject *
-pylu_registry_codes(void)
+pylu_armed_codes(void)
 {
-    if (registry == NULL) {
+    if (armed == NULL) {
         return PyList_New(0);
     }
-    return PySequence_List(registry);
+    return PyDict_Values(armed);
 }
 
 Py_ssize_t
-pylu_registry_size(void)
+pylu_armed_count(void)
 {
-    return registry == NULL ? 0 : PySet_GET_SIZE(registry);
+    return armed == NULL ? 0 : PyDict_GET_SIZE(armed);
 }

@@ -2,7 +2,7 @@
  *
  * Every code object the engine has looked at gets one pylu_codestate, stored with
  * PyUnstable_Code_SetExtra under our own index and freed by CPython together with
- * the code.  Armed codes are also held (strong refs) in a registry, so their ids
+ * the code.  Armed codes are also held (strong refs) by identity, so their ids
  * and states stay valid while events can fire.  All access happens with the GIL. */
 #ifndef PYLU_CODESTATE_H
 #define PYLU_CODESTATE_H
@@ -18,7 +18,7 @@ enum {
     PYLU_CS_PY_EXIT = 1u << 3,      /* Python dispatch at PY_RETURN / PY_UNWIND */
     PYLU_CS_PY_YIELD = 1u << 4,     /* Python dispatch at PY_YIELD (closes pending "after") */
     PYLU_CS_LINES = 1u << 5,        /* some line has PYLU_LINE_* bits */
-    PYLU_CS_ARMED = 1u << 6,        /* in the registry */
+    PYLU_CS_ARMED = 1u << 6,        /* in the armed set (pylu_armed_add) */
     PYLU_CS_GENERATOR = 1u << 7,    /* generator, coroutine or async generator code */
 };
 
@@ -100,9 +100,58 @@ pylu_codestate_line_bits(const pylu_codestate *st, long line)
 /* Debug counting of emitted records (off by default; tests switch it on). */
 extern int pylu_counting;
 
+/* The frame hook's entry record waits until the frame is known to have run: a frame
+ * that fails CPython's recursion check at entry never runs (cProfile does not count
+ * it, and neither may we), and only the frame's exit tells.  The next record of the
+ * thread, or the frame's exit, writes it first, with the time taken at entry; so at
+ * most one entry per thread waits, and records stay in order. */
+typedef struct {
+    pylu_codestate *st; /* NULL: nothing waits */
+    uint64_t ticks;
+    uint32_t session;   /* the recording session the ticks belong to (0: none) */
+    pylu_event_kind kind;
+} pylu_deferred_entry;
+
+extern __thread pylu_deferred_entry pylu_deferred __attribute__((tls_model("initial-exec")));
+
+static inline void
+pylu_codestate_write_deferred(void)
+{
+    pylu_codestate *st = pylu_deferred.st;
+    pylu_deferred.st = NULL;
+    if (PYLU_UNLIKELY(pylu_counting)) {
+        st->hits[pylu_deferred.kind]++;
+    }
+    /* A log started since (or a forked child's new log) gets the time of writing: its
+     * records must not predate it.  Session ids compare without their top bit, which the
+     * recorder may use as a state flag. */
+    uint32_t now = atomic_load_explicit(&pylu_session, memory_order_relaxed);
+    if (pylu_deferred.session != 0 && ((pylu_deferred.session ^ now) & 0x7fffffffu) == 0) {
+        pylu_record_at(pylu_deferred.kind, st->id, 0, pylu_deferred.ticks);
+    }
+    else {
+        pylu_record(pylu_deferred.kind, st->id, 0);
+    }
+}
+
+static inline void
+pylu_codestate_defer(pylu_codestate *st, pylu_event_kind kind)
+{
+    if (pylu_deferred.st != NULL) {
+        pylu_codestate_write_deferred();
+    }
+    pylu_deferred.st = st;
+    pylu_deferred.kind = kind;
+    pylu_deferred.session = atomic_load_explicit(&pylu_session, memory_order_relaxed);
+    pylu_deferred.ticks = pylu_deferred.session != 0 ? pylu_clock_ticks() : 0;
+}
+
 static inline void
 pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
 {
+    if (pylu_deferred.st != NULL) {
+        pylu_codestate_write_deferred();
+    }
     if (PYLU_UNLIKELY(pylu_counting)) {
         st->hits[kind]++;
         if ((kind == PYLU_EV_LINE || kind == PYLU_EV_LINE_MARK) && st->line_hits != NULL) {
@@ -115,10 +164,10 @@ pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
     pylu_record(kind, st->id, line); /* returns at once while no log is open */
 }
 
-/* Registry of armed codes (strong refs): add/remove keep PYLU_CS_ARMED in step. */
-int pylu_registry_add(PyObject *code, pylu_codestate *st);
-int pylu_registry_remove(PyObject *code, pylu_codestate *st);
-PyObject *pylu_registry_codes(void); /* new list */
-Py_ssize_t pylu_registry_size(void);
+/* The armed codes, by identity (strong refs): add/remove keep PYLU_CS_ARMED in step. */
+int pylu_armed_add(PyObject *code, pylu_codestate *st);
+int pylu_armed_remove(PyObject *code, pylu_codestate *st);
+PyObject *pylu_armed_codes(void); /* new list */
+Py_ssize_t pylu_armed_count(void);
 
 #endif

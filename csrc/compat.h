@@ -35,6 +35,17 @@
 #  define PYLU_LASTI_PAST_SUSPEND 0
 #endif
 
+/* 3.13's CALL_ALLOC_AND_ENTER_INIT (the specialized `Cls(...)` call of a class with a
+ * plain Python __init__, gh-91095) pushes the __init__ frame inline without checking
+ * for a PEP 523 hook, and it specializes while a hook is installed: the hook sees the
+ * first call of a site and no later one.  3.14 added the _CHECK_PEP_523 guard to it when
+ * it split the instruction into micro-ops (gh-118093); 3.12 has no such instruction. */
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+#  define PYLU_HOOK_MISSES_INLINED_INIT 1
+#else
+#  define PYLU_HOOK_MISSES_INLINED_INIT 0
+#endif
+
 #define PYLU_UNUSED(x) ((void)(x))
 #define PYLU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PYLU_UNLIKELY(x) __builtin_expect(!!(x), 0)

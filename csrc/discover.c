@@ -7,7 +7,7 @@ uint64_t pylu_decider_calls = 0;
 
 static PyObject *decider = NULL;
 static uint32_t gen_counter = 0;
-static int watcher_id = -1;
+static int func_watcher_id = -1;
 /* The decider runs Python code, whose frames and functions must not be decided
  * recursively on the same thread. */
 static _Thread_local int deciding = 0;
@@ -66,24 +66,27 @@ pylu_discover_decide(PyObject *code)
     return pylu_codestate_peek(code);
 }
 
+static void
+offer(PyObject *code)
+{
+    if (code != NULL && PyCode_Check(code) && pylu_discover_due(pylu_codestate_peek(code))) {
+        pylu_discover_decide(code);
+    }
+}
+
 static int
 on_function_event(PyFunction_WatchEvent event, PyFunctionObject *func, PyObject *new_value)
 {
     if (pylu_match_gen == 0 || deciding) {
         return 0;
     }
-    PyObject *code; /* borrowed */
     if (event == PyFunction_EVENT_CREATE) {
-        code = PyFunction_GetCode((PyObject *)func);
+        /* every def, lambda, closure and class body; types.FunctionType(); and module
+         * bodies, which exec() and import run through a function object too */
+        offer(PyFunction_GetCode((PyObject *)func)); /* borrowed */
     }
     else if (event == PyFunction_EVENT_MODIFY_CODE) {
-        code = new_value; /* e.g. types.coroutine, or another tool's hot patch */
-    }
-    else {
-        return 0;
-    }
-    if (code != NULL && PyCode_Check(code) && pylu_discover_due(pylu_codestate_peek(code))) {
-        pylu_discover_decide(code);
+        offer(new_value); /* e.g. types.coroutine, or another tool's hot patch */
     }
     return 0;
 }
@@ -91,18 +94,18 @@ on_function_event(PyFunction_WatchEvent event, PyFunctionObject *func, PyObject 
 int
 pylu_discover_watch_functions(int on)
 {
-    if (on && watcher_id < 0) {
+    if (on && func_watcher_id < 0) {
         int id = PyFunction_AddWatcher(on_function_event);
         if (id < 0) {
             return -1;
         }
-        watcher_id = id;
+        func_watcher_id = id;
     }
-    else if (!on && watcher_id >= 0) {
-        if (PyFunction_ClearWatcher(watcher_id) < 0) {
+    else if (!on && func_watcher_id >= 0) {
+        if (PyFunction_ClearWatcher(func_watcher_id) < 0) {
             return -1;
         }
-        watcher_id = -1;
+        func_watcher_id = -1;
     }
     return 0;
 }
@@ -110,5 +113,5 @@ pylu_discover_watch_functions(int on)
 int
 pylu_discover_watching_functions(void)
 {
-    return watcher_id >= 0;
+    return func_watcher_id >= 0;
 }

@@ -27,7 +27,8 @@ pylu_discover_due(const pylu_codestate *st)
  * Returns the code's state afterwards, or NULL. */
 pylu_codestate *pylu_discover_decide(PyObject *code);
 
-/* PyFunction_AddWatcher-based discovery of functions created later. */
+/* Discovery of code created later: a function watcher (PyFunction_AddWatcher) offers
+ * each new function's code and a __code__ assignment's new code. */
 int pylu_discover_watch_functions(int on);
 int pylu_discover_watching_functions(void);
 

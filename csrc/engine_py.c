@@ -3,25 +3,11 @@
  * hook and watcher are taken on first use. */
 #include "parts.h"
 
+#include "arm.h"
 #include "codestate.h"
 #include "discover.h"
 #include "evalframe.h"
 #include "monitor.h"
-
-static const uint32_t settable_flags = PYLU_CS_FUNC_RECORDS | PYLU_CS_HOOK_RECORDS |
-                                       PYLU_CS_PY_START | PYLU_CS_PY_EXIT | PYLU_CS_PY_YIELD;
-static const uint32_t exit_flags = PYLU_CS_FUNC_RECORDS | PYLU_CS_PY_EXIT;
-
-static Py_ssize_t exit_users = 0; /* armed codes that need global PY_UNWIND/PY_THROW */
-
-static int
-update_global_exits(uint32_t old_flags, uint32_t new_flags)
-{
-    int was = (old_flags & PYLU_CS_ARMED) && (old_flags & exit_flags);
-    int now = (new_flags & PYLU_CS_ARMED) && (new_flags & exit_flags);
-    exit_users += now - was;
-    return pylu_monitor_set_global_exits(exit_users > 0);
-}
 
 static const char *
 optional_utf8(PyObject *obj, const char *what)
@@ -55,7 +41,7 @@ code_arm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (flags & ~(unsigned long)settable_flags) {
+    if (flags & ~(unsigned long)PYLU_ARM_SETTABLE_FLAGS) {
         return PyErr_Format(PyExc_ValueError, "invalid code flags 0x%lx", flags);
     }
     if (dispatch != Py_None && !PyCallable_Check(dispatch)) {
@@ -75,36 +61,9 @@ code_arm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    int wants_lines = lines != Py_None && PyDict_GET_SIZE(lines) > 0;
-    uint32_t monitored = (uint32_t)flags & ~(uint32_t)PYLU_CS_HOOK_RECORDS;
-    if ((monitored || wants_lines) && pylu_monitor_start() < 0) {
-        return NULL;
-    }
-    pylu_codestate *st = pylu_codestate_get(code);
-    if (st == NULL || pylu_codestate_assign_id(st, code, module, qualname) < 0) {
-        return NULL;
-    }
-    if ((flags & PYLU_CS_HOOK_RECORDS) && st->raw_code == NULL &&
-        (st->flags & PYLU_CS_GENERATOR)) {
-        st->raw_code = PyCode_GetCode((PyCodeObject *)code);
-        if (st->raw_code == NULL) {
-            return NULL;
-        }
-    }
-    if (pylu_codestate_set_lines(st, lines) < 0) {
-        return NULL;
-    }
-    uint32_t old_flags = st->flags;
-    uint32_t keep = st->flags & (PYLU_CS_GENERATOR | PYLU_CS_ARMED | PYLU_CS_LINES);
-    st->flags = keep | (uint32_t)flags;
-    st->gen_start = (int32_t)gen_start;
-    Py_XSETREF(st->dispatch, dispatch == Py_None ? NULL : Py_NewRef(dispatch));
-    if (!(old_flags & PYLU_CS_ARMED) && pylu_registry_add(code, st) < 0) {
-        return NULL;
-    }
-    unsigned long events = pylu_monitor_active() ? pylu_monitor_events_for(st->flags) : 0;
-    if (pylu_monitor_set_local(code, events) < 0 ||
-        update_global_exits(old_flags, st->flags) < 0) {
+    pylu_codestate *st = pylu_arm(code, (uint32_t)flags, lines, dispatch, module, qualname,
+                                  (int32_t)gen_start);
+    if (st == NULL) {
         return NULL;
     }
     return PyLong_FromUnsignedLong(st->id);
@@ -118,23 +77,7 @@ code_disarm(PyObject *self, PyObject *code)
         return PyErr_Format(PyExc_TypeError, "expected a code object, got %.100s",
                             Py_TYPE(code)->tp_name);
     }
-    pylu_codestate *st = pylu_codestate_peek(code);
-    if (st == NULL || !(st->flags & PYLU_CS_ARMED)) {
-        Py_RETURN_NONE;
-    }
-    uint32_t old_flags = st->flags;
-    Py_INCREF(code); /* the registry may hold the last reference */
-    int rc = pylu_monitor_set_local(code, 0);
-    st->flags &= PYLU_CS_GENERATOR;
-    Py_CLEAR(st->dispatch);
-    if (pylu_codestate_set_lines(st, NULL) < 0 || update_global_exits(old_flags, st->flags) < 0) {
-        rc = -1;
-    }
-    if (pylu_registry_remove(code, st) < 0) {
-        rc = -1;
-    }
-    Py_DECREF(code);
-    if (rc < 0) {
+    if (pylu_disarm(code) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -238,7 +181,7 @@ armed_codes(PyObject *self, PyObject *unused)
 {
     PYLU_UNUSED(self);
     PYLU_UNUSED(unused);
-    return pylu_registry_codes();
+    return pylu_armed_codes();
 }
 
 static PyObject *
@@ -246,26 +189,7 @@ monitor_stop(PyObject *self, PyObject *unused)
 {
     PYLU_UNUSED(self);
     PYLU_UNUSED(unused);
-    PyObject *codes = pylu_registry_codes();
-    if (codes == NULL) {
-        return NULL;
-    }
-    /* Disarm every code first so no callback can see a half-torn state. */
-    Py_ssize_t n = PyList_GET_SIZE(codes);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *code = PyList_GET_ITEM(codes, i);
-        pylu_codestate *st = pylu_codestate_peek(code);
-        if (st != NULL) {
-            st->flags &= PYLU_CS_GENERATOR;
-            Py_CLEAR(st->dispatch);
-            pylu_codestate_set_lines(st, NULL);
-            pylu_registry_remove(code, st);
-        }
-    }
-    exit_users = 0;
-    int rc = pylu_monitor_stop(codes);
-    Py_DECREF(codes);
-    if (rc < 0) {
+    if (pylu_disarm_all() < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -292,24 +216,27 @@ function_watcher(PyObject *self, PyObject *on)
     Py_RETURN_NONE;
 }
 
-/* frame_hook(install, forward_only=False) */
+/* frame_hook(install, forward_only=False, max_recursion=0, report=None) */
 static PyObject *
-frame_hook(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+frame_hook(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PYLU_UNUSED(self);
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "frame_hook(install, forward_only=False)");
+    static char *kwlist[] = {"install", "forward_only", "max_recursion", "report", NULL};
+    int install, forward = 0, max_recursion = 0;
+    PyObject *report = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "p|piO:frame_hook", kwlist, &install,
+                                     &forward, &max_recursion, &report)) {
         return NULL;
     }
-    int install = PyObject_IsTrue(args[0]);
-    int forward = nargs > 1 ? PyObject_IsTrue(args[1]) : 0;
-    if (install < 0 || forward < 0) {
+    if (report != Py_None && !PyCallable_Check(report)) {
+        PyErr_SetString(PyExc_TypeError, "frame_hook: report must be callable or None");
         return NULL;
     }
     if (pylu_codestate_init() < 0) {
         return NULL;
     }
-    int rc = install ? pylu_evalframe_install(forward) : pylu_evalframe_remove();
+    int rc = install ? pylu_evalframe_install(forward, max_recursion, report)
+                     : pylu_evalframe_remove();
     if (rc < 0) {
         return NULL;
     }
@@ -321,18 +248,22 @@ engine_counters(PyObject *self, PyObject *unused)
 {
     PYLU_UNUSED(self);
     PYLU_UNUSED(unused);
+    const char *retired = pylu_arm_hook_retired();
     return Py_BuildValue(
-        "{s:i,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:k,s:s}",
+        "{s:i,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:k,s:s,s:z,s:K,s:K}",
         "tool_id", pylu_monitor_tool_id(),
         "frame_hook", pylu_evalframe_installed() ? Py_True : Py_False,
         "function_watcher", pylu_discover_watching_functions() ? Py_True : Py_False,
         "counting", pylu_counting ? Py_True : Py_False,
-        "armed", pylu_registry_size(),
+        "armed", pylu_armed_count(),
         "dispatch_errors", (unsigned long long)pylu_dispatch_errors,
         "decider_calls", (unsigned long long)pylu_decider_calls,
         "decider_errors", (unsigned long long)pylu_decider_errors,
         "match_generation", (unsigned long)pylu_match_gen,
-        "callback_mode", pylu_callback_mode == PYLU_MODE_NOOP ? "noop" : "normal");
+        "callback_mode", pylu_callback_mode == PYLU_MODE_NOOP ? "noop" : "normal",
+        "frame_hook_retired", retired,
+        "hook_redirects", (unsigned long long)pylu_arm_hook_redirects,
+        "withheld_entries", (unsigned long long)pylu_evalframe_withheld_entries());
 }
 
 PyMethodDef pylu_engine_methods[] = {
@@ -343,14 +274,16 @@ PyMethodDef pylu_engine_methods[] = {
     {"code_reset_counts", code_reset_counts, METH_O, "zero the debug counts of a code"},
     {"set_counting", set_counting, METH_O, "count emitted records per code (debug; off by default)"},
     {"set_callback_mode", set_callback_mode, METH_O, "'normal' or 'noop' (bench floor)"},
-    {"armed_codes", armed_codes, METH_NOARGS, "the registry of armed codes"},
+    {"armed_codes", armed_codes, METH_NOARGS, "the armed codes (by identity)"},
     {"monitor_stop", monitor_stop, METH_NOARGS,
      "disarm everything and release the sys.monitoring tool id (documented order)"},
     {"set_decider", set_decider, METH_O,
      "set_decider(callable|None) -> generation; callable(code) is asked once per code"},
     {"function_watcher", function_watcher, METH_O, "function_watcher(on): CREATE -> decider"},
-    {"frame_hook", (PyCFunction)(void (*)(void))frame_hook, METH_FASTCALL,
-     "frame_hook(install, forward_only=False): the PEP 523 hook, chained"},
+    {"frame_hook", (PyCFunction)(void (*)(void))frame_hook, METH_VARARGS | METH_KEYWORDS,
+     "frame_hook(install, forward_only=False, max_recursion=0, report=None): the PEP 523 "
+     "hook, chained; it gives way to sys.monitoring when a thread's C stack runs low or "
+     "the recursion limit rises above max_recursion, and calls report(text) then"},
     {"engine_counters", engine_counters, METH_NOARGS, "engine state and debug counters"},
     {NULL, NULL, 0, NULL},
 };

@@ -145,6 +145,9 @@ _state = {"frame_refusal": None, "gen_offsets": {}}
 
 def frame_source_refusal():
     """Why the PEP 523 source cannot be used now, or None if it can."""
+    retired = _engine.engine_counters()["frame_hook_retired"]
+    if retired is not None:
+        return "the frame hook was removed in this process: " + retired
     if sys.version_info < (3, 13):
         return ("the frame hook is refused on Python 3.12: under a hook every Python "
                 "call also recurses on the C stack, and recursion then fails near depth "
@@ -171,7 +174,9 @@ def _update_frame_hook():
         src == "frame" for _, src in list(_watches.values()))
     installed = _engine.engine_counters()["frame_hook"]
     if want and not installed:
-        _engine.frame_hook(True)
+        # C re-checks the limit while installed and gives way to sys.monitoring when it
+        # rises, or when a thread's C stack runs low (evalframe.c)
+        _engine.frame_hook(True, max_recursion=FRAME_HOOK_MAX_RECURSION, report=_engine_report)
     elif not want and installed:
         _engine.frame_hook(False)
 
@@ -445,7 +450,7 @@ def watch(update_id, matcher, source="auto"):
     with _lock:
         _watches[update_id] = (matcher, src)
         _engine.set_decider(_decide)  # new generation: every code is asked again
-        _engine.function_watcher(any(s == "monitoring" for _, s in list(_watches.values())))
+        _engine.function_watcher(bool(_watches))  # both sources: see functions made later
         _update_frame_hook()
     return src
 
@@ -455,7 +460,7 @@ def unwatch(update_id):
         if _watches.pop(update_id, None) is None:
             return
         _engine.set_decider(_decide if _watches else None)
-        _engine.function_watcher(any(s == "monitoring" for _, s in list(_watches.values())))
+        _engine.function_watcher(bool(_watches))  # both sources: see functions made later
         _update_frame_hook()
 
 
@@ -466,8 +471,11 @@ def status():
         counters = _engine.engine_counters()
         sources = {"monitoring": 0, "frame": 0}
         for entry in _armed.values():
+            # the C side may have moved a frame request to sys.monitoring (3.13 __init__,
+            # or the hook gave way): count where the records really come from
+            hooked = _engine.code_state(entry.code)["flags"] & _engine.CS_HOOK_RECORDS
             for _, src in entry.requests.values():
-                sources[src] += 1
+                sources["frame" if src == "frame" and hooked else "monitoring"] += 1
         return {
             "tool_id": counters["tool_id"] if counters["tool_id"] >= 0 else None,
             "sources": sources,

@@ -101,6 +101,19 @@ WORKLOAD = textwrap.dedent('''
             return self.v
 
 
+    class Sub(Box):
+        def __init__(self, v):
+            super().__init__(v)
+
+
+    def construct(n):
+        # a class call site: on 3.13 it specializes to CALL_ALLOC_AND_ENTER_INIT,
+        # which enters __init__ without any PEP 523 hook
+        for i in range(n):
+            Box(i)
+            Sub(i)
+
+
     def oneliners(n):
         s = 0
         for i in range(n): s += leaf(i)
@@ -117,10 +130,12 @@ WORKLOAD = textwrap.dedent('''
         drive(coro(3))
         use_thrower()
         [Box(i).get() for i in range(3)]
+        construct(200)
 ''')
 
 WORKLOAD_FUNCS = ["leaf", "mid", "rec", "gen", "fails", "catcher", "pause", "sub", "coro",
-                  "drive", "thrower", "use_thrower", "__init__", "get", "main", "oneliners"]
+                  "drive", "thrower", "use_thrower", "Box.__init__", "get", "main", "oneliners",
+                  "Sub.__init__", "construct"]
 
 PRELUDE = textwrap.dedent('''
     import json, sys
@@ -129,15 +144,20 @@ PRELUDE = textwrap.dedent('''
     from pyliveupdate import engine, _engine
 
     def workload_codes():
+        """{{name: code}} of the workload functions; methods as Class.name."""
         out = {{}}
         for name, obj in vars(workload).items():
             if isinstance(obj, type):
                 for k, v in vars(obj).items():
                     if hasattr(v, "__code__"):
-                        out[k] = v.__code__
+                        out[k if k != "__init__" else name + "." + k] = v.__code__
             elif hasattr(obj, "__code__") and getattr(obj, "__module__", "") == "workload":
                 out[name] = obj.__code__
         return out
+
+    def code_keys(codes):
+        """{{name: [first line, co_name]}}: how cProfile names each code."""
+        return {{name: [c.co_firstlineno, c.co_name] for name, c in codes.items()}}
 
     def slices(code):
         st = _engine.code_state(code)
@@ -150,6 +170,34 @@ PRELUDE = textwrap.dedent('''
     def emit(obj):
         print("RESULT " + json.dumps(obj), flush=True)
 ''')
+
+
+CPROFILE_COUNTS = '''
+    import cProfile, pstats
+    prof = cProfile.Profile()
+    prof.enable()
+    $CALL
+    prof.disable()
+    emit({"%d:%s" % (line, name): row[1] for (fn, line, name), row
+          in pstats.Stats(prof).stats.items() if fn.endswith("$FILE")})
+'''
+
+
+def cprofile_counts(tmp_path, call="workload.main()", file="workload.py", setup=""):
+    """Calls per function as cProfile counts them (a generator's resumptions each count),
+    keyed "firstline:name", from a process of its own: cProfile's CALL events keep call
+    sites from specializing, which would hide what an event source misses there."""
+    directory = tmp_path / "cprofile"
+    directory.mkdir(exist_ok=True)
+    body = textwrap.dedent(setup) + textwrap.dedent(
+        CPROFILE_COUNTS.replace("$CALL", call).replace("$FILE", file))
+    result, _ = run_script(directory, body)
+    return {(int(k.split(":", 1)[0]), k.split(":", 1)[1]): v for k, v in result.items()}
+
+
+def counts_by_name(keys, counts):
+    """cprofile_counts() keyed by the names of code_keys() (emitted by a script)."""
+    return {name: counts.get((line, co_name), 0) for name, (line, co_name) in keys.items()}
 
 
 def write_workload(directory):
