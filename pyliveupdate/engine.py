@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from . import _engine
+from .updates import validation
 
 __all__ = [
     "Request", "arm", "disarm", "watch", "unwatch", "armed_codes", "status",
@@ -300,29 +301,10 @@ def _stats_for(update_id):
 
 def _check_lines(code, req):
     wanted = req.lines()
-    if not wanted:
-        return
-    valid = _code_lines(code)
-    bad = sorted(wanted - valid)
-    if bad:
-        raise ValueError("line(s) %s are not lines of %s (%s:%d); its lines are %s"
-                         % (", ".join(map(str, bad)), code.co_qualname, code.co_filename,
-                            code.co_firstlineno, _ranges(sorted(valid))))
-
-
-def _ranges(lines):
-    out, start, prev = [], None, None
-    for ln in lines:
-        if start is None:
-            start = prev = ln
-        elif ln == prev + 1:
-            prev = ln
-        else:
-            out.append((start, prev))
-            start = prev = ln
-    if start is not None:
-        out.append((start, prev))
-    return ", ".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in out) or "none"
+    if wanted:
+        validation.check_lines(code, sorted(wanted), "%s (%s:%d)" % (
+            code.co_qualname, code.co_filename, code.co_firstlineno), _code_lines(code),
+            error=ValueError)
 
 
 def arm(update_id, code, req, module=None, qualname=None, source="auto"):

@@ -23,10 +23,12 @@ import sys
 import sysconfig
 from types import CodeType, FunctionType, ModuleType
 
+from .updates.validation import UpdateError
+
 __all__ = ["Target", "TargetError", "resolve", "CodeMatcher", "module_of_code"]
 
 
-class TargetError(ValueError):
+class TargetError(UpdateError):
     """A pattern that cannot be resolved; the message says what exists nearby."""
 
 
@@ -60,7 +62,7 @@ _classmethod_func = classmethod.__dict__["__func__"].__get__
 _property_parts = [property.__dict__[n].__get__ for n in ("fget", "fset", "fdel")]
 
 
-def _wrapped(obj):
+def wrapped(obj):
     """``obj.__wrapped__`` as stored (instance dict or class dict), or None."""
     try:
         value = inspect.getattr_static(obj, "__wrapped__")
@@ -103,7 +105,7 @@ def _functions_of(value):
         return []
     if issubclass(kind, (type, ModuleType)) or not callable(value):
         return []
-    inner = _wrapped(value)     # lru_cache and other C wrappers made by functools.wraps
+    inner = wrapped(value)     # lru_cache and other C wrappers made by functools.wraps
     if type(inner) is FunctionType:
         return [innermost_function(inner)]
     return []
