@@ -134,7 +134,10 @@ class _Armed:
 
 
 _lock = threading.RLock()
-_armed: dict = {}           # code -> _Armed
+# Keyed by identity: code objects compare equal by content (not by file), so two
+# modules' identical functions, or a function and its same-source redefinition, would
+# share one entry. The entry holds its code, so the id stays valid while it is armed.
+_armed: dict = {}           # id(code) -> _Armed
 _stats: dict = {}           # update_id -> _UpdateStats
 _watches: dict = {}         # update_id -> (matcher, resolved source)
 _reports: list = []
@@ -242,7 +245,7 @@ def _apply(entry):
     code = entry.code
     if not entry.requests:
         _engine.code_disarm(code)
-        del _armed[code]
+        del _armed[id(code)]
         return
     items = sorted(entry.requests.items(), key=lambda kv: _order_key(kv[0]))
     flags = 0
@@ -321,10 +324,10 @@ def arm(update_id, code, req, module=None, qualname=None, source="auto"):
     _check_lines(code, req)
     src = _resolve(source, wide=False) if source != "frame" else _resolve(source, wide=True)
     with _lock:
-        entry = _armed.get(code)
+        entry = _armed.get(id(code))
         created = entry is None
         if created:
-            entry = _armed[code] = _Armed(code, module, qualname or code.co_qualname)
+            entry = _armed[id(code)] = _Armed(code, module, qualname or code.co_qualname)
         previous = entry.requests.get(update_id)
         entry.requests[update_id] = (req, src)
         try:
@@ -339,7 +342,7 @@ def arm(update_id, code, req, module=None, qualname=None, source="auto"):
             try:
                 if created and not entry.requests:
                     _engine.code_disarm(code)
-                    _armed.pop(code, None)
+                    _armed.pop(id(code), None)
                 else:
                     _apply(entry)
             except Exception:
@@ -352,7 +355,8 @@ def disarm(update_id, code=None):
     """Remove update `update_id` from one code, or from every code it armed."""
     with _lock:
         if code is not None:
-            entries = [_armed[code]] if code in _armed else []
+            entry = _armed.get(id(code))
+            entries = [entry] if entry is not None else []
         else:
             entries = [e for e in _armed.values() if update_id in e.requests]
         for entry in entries:
@@ -363,7 +367,7 @@ def disarm(update_id, code=None):
 
 def armed_codes(update_id=None):
     with _lock:
-        return [c for c, e in _armed.items() if update_id is None or update_id in e.requests]
+        return [e.code for e in _armed.values() if update_id is None or update_id in e.requests]
 
 
 def set_time_budget(update_id, seconds):

@@ -359,6 +359,15 @@ def resolve(pattern):
     return targets
 
 
+_CO_OPTIMIZED = inspect.CO_OPTIMIZED
+
+
+def is_function_code(code):
+    """Whether ``code`` is a function's body (not a module's or a class body's code,
+    which run once when they are executed and are no target of a pattern)."""
+    return bool(code.co_flags & _CO_OPTIMIZED)
+
+
 def code_path(code):
     """Attribute-style path of a code object from its qualified name."""
     return tuple(p for p in code.co_qualname.split(".") if p != "<locals>")
@@ -423,6 +432,8 @@ class CodeMatcher:
         return options
 
     def __call__(self, code):
+        if not is_function_code(code):
+            return None
         modname = module_of_code(code)
         if modname is None:
             return None
