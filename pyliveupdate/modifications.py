@@ -296,7 +296,7 @@ class FuncProfiler(_Profiler):
                 if state is None:
                     continue
                 hits, total, self_ns = funcs.get(state["id"], (0, 0, 0))
-                rows.append(("%s.%s" % (_module_of(u, code), code.co_qualname),
+                rows.append((_name_of(u, code),
                              hits, total, self_ns))
             for name, (hits, total) in u._py_stats.items():
                 rows.append((name + " [if]", hits, total, None))
@@ -374,7 +374,7 @@ class LineProfiler(_Profiler):
                     continue
                 chosen = u._chosen_lines(code, "", True)
                 rows = [(n,) + tuple(lines.get((state["id"], n), (0, 0))) for n in chosen]
-                _print_lines("%s.%s" % (_module_of(u, code), code.co_qualname),
+                _print_lines(_name_of(u, code),
                              code.co_filename, rows)
                 printed = True
             by_func = {}
@@ -396,9 +396,10 @@ def _print_lines(name, filename, rows):
                                                total / 1e3 / hits if hits else 0.0, src))
 
 
-def _module_of(update, code):
+def _name_of(update, code):
+    """module.qualname as the update armed it ("f [update 3]" for a redefined body)."""
     where = update.located(code)
-    return where[0] if where else "?"
+    return "%s.%s" % where if where else "?.%s" % code.co_qualname
 
 
 # --- debuggers -----------------------------------------------------------------------

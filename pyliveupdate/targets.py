@@ -297,16 +297,15 @@ def _resolve_exact(modname, module, rest):
         if not funcs:
             return None
         found = []
+        sub = path + tuple(rest[i + 1:])
         for func in funcs:
-            code, sub = func.__code__, path
-            for name in rest[i + 1:]:
-                code = next((c for c in code.co_consts
-                             if type(c) is CodeType and c.co_name == name), None)
-                if code is None:
-                    return None
-                sub += (name,)
-            found.append(Target(modname, sub, code, func if code is func.__code__ else None))
-        return found
+            codes = [func.__code__]
+            for name in rest[i + 1:]:      # every nested code of that name (two lambdas)
+                codes = [c for code in codes for c in code.co_consts
+                         if type(c) is CodeType and c.co_name == name]
+            found.extend(Target(modname, sub, code, func if code is func.__code__ else None)
+                         for code in codes)
+        return found or None
     return None
 
 

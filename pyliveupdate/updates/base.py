@@ -116,8 +116,9 @@ class UpdateBase:
         """Whether this update has handlers or timing on ``code``."""
         return False
 
-    def arm_successor(self, old_code, new_code):
-        """``old_code`` is about to be replaced by ``new_code``: put on ``new_code`` what
+    def arm_successor(self, old_code, new_code, redefined_by=None):
+        """``old_code`` is about to be replaced by ``new_code`` (the code of update
+        ``redefined_by``, or None when the original comes back): put on ``new_code`` what
         this update has on ``old_code``. True if it had something there."""
         return False
 

@@ -93,7 +93,7 @@ def commit(update, layers, add, caches=()):
                 raise UpdateError("%s: closure size mismatch" % slot.func.__qualname__)
             sets.extend(slot.assignments(after))
             if before[0] is not after[0]:
-                code_moves.append((before[0], after[0]))
+                code_moves.append((before[0], after[0], _top(new_layers)))
                 old_codes.append(before[0])
         else:
             if after is MISSING:
@@ -104,7 +104,7 @@ def commit(update, layers, add, caches=()):
             old_f, _ = as_function(before) if before is not MISSING else (None, None)
             new_f, _ = as_function(after) if after is not MISSING else (None, None)
             if old_f is not None and new_f is not None and old_f.__code__ is not new_f.__code__:
-                code_moves.append((old_f.__code__, new_f.__code__))
+                code_moves.append((old_f.__code__, new_f.__code__, _top(new_layers)))
                 old_codes.append(old_f.__code__)
     wait_quiescent(old_codes, getattr(update, "wait", None))
     to_drop = arm_successors(code_moves, update)
@@ -119,6 +119,11 @@ def commit(update, layers, add, caches=()):
         holder.drop_code(old_code)
 
 
+def _top(layers):
+    """The id of the update whose layer is in effect (None: the original)."""
+    return layers[-1][0] if layers else None
+
+
 def arm_successors(code_moves, update):
     """Let every applied update that holds one of the replaced codes put its handlers on
     the code about to replace it (nested code matched by name), before the swap, so the
@@ -127,7 +132,7 @@ def arm_successors(code_moves, update):
     to_drop = []
     if not holders:
         return to_drop
-    for old, new in code_moves:
+    for old, new, redefined_by in code_moves:
         old_tree, new_tree = code_tree(old), code_tree(new)
         for path, old_code in old_tree.items():
             new_code = new_tree.get(path)
@@ -140,7 +145,7 @@ def arm_successors(code_moves, update):
                                 % (holder.id, old_code.co_qualname))
                     continue
                 before = len(holder.notes)
-                holder.arm_successor(old_code, new_code)
+                holder.arm_successor(old_code, new_code, redefined_by)
                 for note in holder.notes[before:]:
                     update.note(note)
     return to_drop

@@ -88,7 +88,9 @@ class Instrument(UpdateBase):
         self.scopes = tuple(scopes)
         self.joinpoints = tuple(joinpoints)
         self.source = source
-        self._located = {}          # id(code) -> (code, module, qualname, home file)
+        # id(code) -> (code, module, qualname, home file, qualname as armed); the entry
+        # holds its code, so the id stays that code's while it is listed
+        self._located = {}
         self._home_file = None      # while re-targeting: the file the join points' lines refer to
         self.instrumented = []
         self.skipped = []
@@ -150,7 +152,7 @@ class Instrument(UpdateBase):
     def located(self, code):
         """(module, qualname) under which this update armed ``code``, or None."""
         entry = self._located.get(id(code))
-        return entry[1:3] if entry is not None and entry[0] is code else None
+        return (entry[1], entry[4]) if entry is not None and entry[0] is code else None
 
     # -- planning
     def _plan(self):
@@ -182,7 +184,8 @@ class Instrument(UpdateBase):
             for t, fields in plan:
                 engine.arm(self.id, t.code, engine.Request(**fields), module=t.module,
                            qualname=t.qualname, source=self.source)
-                self._located[id(t.code)] = (t.code, t.module, t.qualname, t.code.co_filename)
+                self._located[id(t.code)] = (t.code, t.module, t.qualname, t.code.co_filename,
+                                             t.qualname)
             if any(has_wildcard(p) for p in self.scopes):
                 # Code seen later (modules imported later) only matters for wildcards: an
                 # exact name needs its module imported now. Handlers are served by
@@ -217,7 +220,7 @@ class Instrument(UpdateBase):
                     fields = self.fields_for(code, "%s.%s" % hit, lenient=True)
                     if not fields:
                         return None
-                    self._located[id(code)] = (code, hit[0], hit[1], code.co_filename)
+                    self._located[id(code)] = (code, hit[0], hit[1], code.co_filename, hit[1])
                     return engine.Request(**fields), hit[0], hit[1]
         except Exception:
             return None
@@ -227,14 +230,18 @@ class Instrument(UpdateBase):
     def holds_code(self, code):
         return self.located(code) is not None
 
-    def arm_successor(self, old, new):
+    def arm_successor(self, old, new, redefined_by=None):
         """Arm on ``new`` what we armed on ``old`` (before the swap, so the first call of
-        the new code is already instrumented). True if ``old`` was ours."""
+        the new code is already instrumented). True if ``old`` was ours. The new code is
+        described as "<qualname> [update N]" (N: the Redefine it comes from), so the log
+        and the reports keep the patched and the original body apart."""
         from .. import engine
         entry = self._located.get(id(old))
         if entry is None or entry[0] is not old:
             return False
-        _, module, qualname, home = entry
+        _, module, qualname, home, _ = entry
+        armed_as = qualname if redefined_by is None else "%s [update %s]" % (qualname,
+                                                                            redefined_by)
         display = "%s.%s" % (module, qualname)
         self._home_file = home
         try:
@@ -247,8 +254,8 @@ class Instrument(UpdateBase):
         if fields:
             try:
                 engine.arm(self.id, new, engine.Request(**fields), module=module,
-                           qualname=qualname, source=self.source)
-                self._located[id(new)] = (new, module, qualname, home)
+                           qualname=armed_as, source=self.source)
+                self._located[id(new)] = (new, module, qualname, home, armed_as)
             except Exception as e:
                 self.note("update %d: the engine refused %s: %s" % (self.id, display, e))
         return True

@@ -73,11 +73,14 @@ def renamed(code, name, qualname):
 
 
 def code_tree(code, path=()):
-    """{path of nested names: code} for ``code`` and every code nested in it."""
+    """{path: code} for ``code`` and every code nested in it. A path step is (name, n):
+    the n-th nested code of that name (two lambdas of one function are two steps)."""
     tree = {path: code}
+    seen = {}
     for c in code.co_consts:
         if type(c) is CodeType:
-            tree.update(code_tree(c, path + (c.co_name,)))
+            n = seen[c.co_name] = seen.get(c.co_name, -1) + 1
+            tree.update(code_tree(c, path + ((c.co_name, n),)))
     return tree
 
 
