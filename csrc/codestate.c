@@ -10,10 +10,7 @@ PyObject *pylu_codestate_last_code = NULL;
 pylu_codestate *pylu_codestate_last = NULL;
 
 static uint32_t next_code_id = 1;   /* monotonic, never reused in a process */
-/* Armed code objects (strong refs), keyed by address: code objects compare equal by
- * content, not by file, so a set would take two modules' identical functions (or a
- * function and its same-source redefinition) for one and drop the wrong one. */
-static PyObject *registry = NULL;   /* dict: address (int) -> code */
+static PyObject *registry = NULL;   /* set of armed code objects (strong refs) */
 
 static void
 codestate_free(void *ptr)
@@ -217,16 +214,10 @@ pylu_codestate_set_lines(pylu_codestate *st, PyObject *lines)
 int
 pylu_registry_add(PyObject *code, pylu_codestate *st)
 {
-    if (registry == NULL && (registry = PyDict_New()) == NULL) {
+    if (registry == NULL && (registry = PySet_New(NULL)) == NULL) {
         return -1;
     }
-    PyObject *key = PyLong_FromVoidPtr(code);
-    if (key == NULL) {
-        return -1;
-    }
-    int rc = PyDict_SetItem(registry, key, code);
-    Py_DECREF(key);
-    if (rc < 0) {
+    if (PySet_Add(registry, code) < 0) {
         return -1;
     }
     st->flags |= PYLU_CS_ARMED;
@@ -240,16 +231,7 @@ pylu_registry_remove(PyObject *code, pylu_codestate *st)
     if (registry == NULL) {
         return 0;
     }
-    PyObject *key = PyLong_FromVoidPtr(code);
-    if (key == NULL) {
-        return -1;
-    }
-    int rc = PyDict_Contains(registry, key);
-    if (rc > 0) {
-        rc = PyDict_DelItem(registry, key);
-    }
-    Py_DECREF(key);
-    return rc < 0 ? -1 : 0;
+    return PySet_Discard(registry, code) < 0 ? -1 : 0;
 }
 
 PyObject *
@@ -258,11 +240,11 @@ pylu_registry_codes(void)
     if (registry == NULL) {
         return PyList_New(0);
     }
-    return PyDict_Values(registry);
+    return PySequence_List(registry);
 }
 
 Py_ssize_t
 pylu_registry_size(void)
 {
-    return registry == NULL ? 0 : PyDict_GET_SIZE(registry);
+    return registry == NULL ? 0 : PySet_GET_SIZE(registry);
 }
