@@ -109,13 +109,14 @@ class _Modification(Instrument):
     kind = "modification"
     label = "?"
 
-    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, *,
+                 source="auto"):
         self.condition = condition
         self._condition = _compile_condition(condition)
         self.ttl = positive_number(ttl, "ttl", "seconds")
         self.rate = positive_number(rate, "rate", "lines per second")
         self._condition_errors = 0
-        super().__init__(pattern, payload)
+        super().__init__(pattern, payload, source=source)
         if rate is not None:
             output.set_rate_limit(rate, update_id=self.id)
 
@@ -255,13 +256,16 @@ class FuncProfiler(_Profiler):
     """FP.profile(scope): time every call of the matched functions."""
     kind = "FuncProfiler"
 
-    def __init__(self, pattern, condition=None, ttl=None):
+    def __init__(self, pattern, condition=None, ttl=None, *, source="auto"):
         self._py_stats = {}
-        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl)
+        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
+                         source=source)
 
     @classmethod
-    def profile(cls, scope, condition=None, ttl=None):
-        cls._create(scope, condition=condition, ttl=ttl)
+    def profile(cls, scope, condition=None, ttl=None, *, source="auto"):
+        """source: "auto" (= "monitoring") or "frame" (the PEP 523 hook, CPython 3.13+:
+        cheaper only when the scope makes nearly every call of the program)."""
+        cls._create(scope, condition=condition, ttl=ttl, source=source)
 
     def _timing_request(self, code, display, lenient):
         return {"func_timing": True}
@@ -317,14 +321,15 @@ class LineProfiler(_Profiler):
     """LP.profile(func, lines): time the listed lines of the matched functions."""
     kind = "LineProfiler"
 
-    def __init__(self, pattern, lines, condition=None, ttl=None):
+    def __init__(self, pattern, lines, condition=None, ttl=None, *, source="auto"):
         self.lines = line_numbers(lines)
         self._py_stats = {}
-        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl)
+        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
+                         source=source)
 
     @classmethod
-    def profile(cls, scope, lines, condition=None, ttl=None):
-        cls._create(scope, lines, condition=condition, ttl=ttl)
+    def profile(cls, scope, lines, condition=None, ttl=None, *, source="auto"):
+        cls._create(scope, lines, condition=condition, ttl=ttl, source=source)
 
     def _chosen_lines(self, code, display, lenient):
         have = _handlers.code_lines(code)
@@ -409,7 +414,7 @@ class FuncDebugger(_Modification):
     kind = "FuncDebugger"
     _output_only = True
 
-    def __init__(self, pattern, condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, condition=None, ttl=None, rate=None, *, source="auto"):
         def on_begin(_parameters):
             self._say("parameters", _parameters)
 
@@ -419,11 +424,11 @@ class FuncDebugger(_Modification):
             else:
                 self._say("returnvalues", _returnvalues)
         super().__init__(pattern, {"func_begin": on_begin, "func_end": on_end},
-                         condition=condition, ttl=ttl, rate=rate)
+                         condition=condition, ttl=ttl, rate=rate, source=source)
 
     @classmethod
-    def debug(cls, scope, condition=None, ttl=None, rate=None):
-        cls._create(scope, condition=condition, ttl=ttl, rate=rate)
+    def debug(cls, scope, condition=None, ttl=None, rate=None, *, source="auto"):
+        cls._create(scope, condition=condition, ttl=ttl, rate=rate, source=source)
 
 
 class LineDebugger(_Modification):
@@ -431,7 +436,8 @@ class LineDebugger(_Modification):
     kind = "LineDebugger"
     _output_only = True
 
-    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None, *,
+                 source="auto"):
         self.lines = line_numbers(lines)
 
         def before(_righthands, _line):
@@ -443,11 +449,11 @@ class LineDebugger(_Modification):
                 self._say("defvalues", _lefthands, _line)
         super().__init__(pattern, {("line_before", self.lines): before,
                                    ("line_after", self.lines): after},
-                         condition=condition, ttl=ttl, rate=rate)
+                         condition=condition, ttl=ttl, rate=rate, source=source)
 
     @classmethod
-    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None):
-        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate)
+    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None, *, source="auto"):
+        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate, source=source)
 
 
 class VarDebugger(_Modification):
@@ -456,7 +462,8 @@ class VarDebugger(_Modification):
     _output_only = True
     partial_binding = True
 
-    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None, *,
+                 source="auto"):
         names = variable_names(vars_)
         self.vars = names
 
@@ -470,15 +477,17 @@ class VarDebugger(_Modification):
         else:  # as the original: no names means every variable of every line
             payload = {("line_before", ()): _skip_empty(use, "_righthands"),
                        ("line_after", ()): _skip_empty(define, "_lefthands")}
-        super().__init__(pattern, payload, condition=condition, ttl=ttl, rate=rate)
+        super().__init__(pattern, payload, condition=condition, ttl=ttl, rate=rate,
+                         source=source)
 
     @classmethod
-    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, **kw):
+    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, *, source="auto",
+              **kw):
         if "vars" in kw:
             vars_ = kw.pop("vars")
         if kw:
             raise TypeError("VD.debug() got unexpected keyword(s): %s" % ", ".join(kw))
-        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate)
+        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate, source=source)
 
     def repr_fields(self):
         return super().repr_fields() + [("vars", list(self.vars) or "all")]

@@ -23,6 +23,8 @@ import sys
 import sysconfig
 from types import CodeType, FunctionType, ModuleType
 
+from .updates import origin as _origin
+from .updates.origin import is_function_code
 from .updates.validation import UpdateError
 
 __all__ = ["Target", "TargetError", "resolve", "CodeMatcher", "module_of_code"]
@@ -47,11 +49,13 @@ class Target:
 
     @property
     def qualname(self):
+        if _generated(self.code) and self.path:
+            return ".".join(self.path)     # exec'd for a class: named where it is found
         return self.code.co_qualname
 
     @property
     def name(self):
-        return "%s.%s" % (self.module, self.code.co_qualname)
+        return "%s.%s" % (self.module, self.qualname)
 
 
 # ---------------------------------------------------------------------------
@@ -112,21 +116,33 @@ def _functions_of(value):
 
 
 def _nested_codes(code, path):
+    """(path, code) of the functions nested in ``code`` (through class bodies too)."""
     for const in code.co_consts:
         if type(const) is CodeType:
             sub = path + (const.co_name,)
-            yield sub, const
+            if is_function_code(const):
+                yield sub, const
             yield from _nested_codes(const, sub)
 
 
-def module_members(module):
-    """Every code object defined in ``module``: a list of Targets, aliases included."""
+def _generated(code):
+    """Code made by exec (dataclasses, attrs): its file name is a <placeholder>."""
+    return code.co_filename.startswith("<")
+
+
+def module_members(module, unreached=None):
+    """Every code object defined in ``module``: a list of Targets, aliases included.
+
+    Functions of the module's own classes count when their globals are the module's,
+    or when exec made them for the class (dataclasses, attrs: any file name). Members of
+    those classes that are callable but hold no Python code are listed in ``unreached``
+    as (dotted name, kind)."""
     modname = vars(module).get("__name__", "?")
     mdict = vars(module)
     found = []
     visited_classes = set()
 
-    def visit(path, value):
+    def visit(path, value, in_class):
         kind = type(value)
         if issubclass(kind, type):
             cdict = vars(value)
@@ -134,18 +150,37 @@ def module_members(module):
                 return
             visited_classes.add(id(value))
             for name, member in list(cdict.items()):
-                visit(path + (name,), member)
+                visit(path + (name,), member, True)
             return
-        for func in _functions_of(value):
-            if func.__globals__ is not mdict:
+        funcs = _functions_of(value)
+        if not funcs and in_class and unreached is not None and _opaque_callable(value):
+            unreached.append(("%s.%s" % (modname, ".".join(path)), kind.__name__))
+        for func in funcs:
+            if func.__globals__ is not mdict and not (in_class and _generated(func.__code__)):
                 continue       # imported from elsewhere: belongs to its own module
             found.append(Target(modname, path, func.__code__, func))
             for sub, code in _nested_codes(func.__code__, path):
                 found.append(Target(modname, sub, code, None))
 
     for name, value in list(mdict.items()):
-        visit((name,), value)
+        visit((name,), value, False)
     return found
+
+
+def _opaque_callable(value):
+    """A class member that can be called but has no Python code we could reach: a C
+    function, a functools.partial, an object of a C type with __call__."""
+    kind = type(value)
+    if issubclass(kind, (type, ModuleType, staticmethod, classmethod, property)):
+        return False
+    if kind is functools.cached_property:
+        return False
+    try:
+        call = inspect.getattr_static(value, "__call__", None)
+    except Exception:
+        return False
+    return call is not None and type(call) is not FunctionType and not any(
+        type(vars(k).get("__call__")) is FunctionType for k in kind.__mro__)
 
 
 # ---------------------------------------------------------------------------
@@ -309,8 +344,18 @@ def _resolve_exact(modname, module, rest):
     return None
 
 
+class Resolution(list):
+    """The Targets of a pattern (a list), and what the pattern covers but cannot reach:
+    ``unreached`` = [(dotted name, kind)] (C functions, extension modules, ...)."""
+
+    def __init__(self, targets=(), unreached=()):
+        super().__init__(targets)
+        self.unreached = list(unreached)
+
+
 def resolve(pattern):
-    """Pattern -> list of Targets, one per distinct code object, in a stable order.
+    """Pattern -> Resolution (a list of Targets, one per distinct code object, in a
+    stable order: the static walk's finds first, then those found by origin).
 
     Raises TargetError (a ValueError) naming what exists nearby when nothing matches.
     """
@@ -334,37 +379,53 @@ def resolve(pattern):
             prefix = modname + "."
             modules += [(n, m) for n, m in sorted(sys.modules.items())
                         if n.startswith(prefix) and isinstance(m, ModuleType)]
-    if len(modules) == 1 and not any("*" in p for p in rest):
+    wildcard = any("*" in p for p in rest)
+    if len(modules) == 1 and not wildcard:
         found = _resolve_exact(modules[0][0], modules[0][1], rest)
         if found:
-            return found
-    targets, seen = [], set()
+            return Resolution(found)
+    targets, seen, unreached = [], set(), []
     members_by_module = []
     for modname, module in modules:
-        members = module_members(module)
+        members = module_members(module, unreached)
         members_by_module.append((modname, module, members))
         for member in members:
             if id(member.code) in seen or not _glob(rest, member.path):
                 continue
             seen.add(id(member.code))
             targets.append(member)
+    # Then by origin: functions compiled from these modules' files that the walk above
+    # cannot name (lambdas in defaults and containers, decorator objects, descriptors).
+    for modname, code, func in _origin.scan(_origin.module_files(modules)):
+        path = code_path(code)
+        if id(code) not in seen and _glob(rest, path):
+            seen.add(id(code))
+            targets.append(Target(modname, path, code, func))
+    if wildcard:
+        unreached += [(name, "extension module") for name in _origin.extension_modules(modules)]
+    unreached = [(name, kind) for name, kind in unreached if _glob(rest, _dotted_path(name, modules))]
     if not targets:
-        if len(members_by_module) == 1 and not any("*" in p for p in rest):
+        if len(members_by_module) == 1 and not wildcard:
             modname, module, members = members_by_module[0]
             raise TargetError(_explain_miss(modname, module, rest, members, pattern))
-        raise TargetError("%r matches no function in %s" % (
+        raise TargetError("%r matches no function in %s%s" % (
             pattern, ", ".join(m for m, _, _ in members_by_module[:5])
-            + (", ..." if len(members_by_module) > 5 else "")))
-    return targets
+            + (", ..." if len(members_by_module) > 5 else ""), _unreached_text(unreached)))
+    return Resolution(targets, unreached)
 
 
-_CO_OPTIMIZED = inspect.CO_OPTIMIZED
+def _dotted_path(name, modules):
+    """The attribute path below its module of a dotted name from ``unreached``."""
+    best = max((m for m, _ in modules if name == m or name.startswith(m + ".")), key=len,
+               default="")
+    return tuple(name[len(best) + 1:].split(".")) if name != best else ("*",)
 
 
-def is_function_code(code):
-    """Whether ``code`` is a function's body (not a module's or a class body's code,
-    which run once when they are executed and are no target of a pattern)."""
-    return bool(code.co_flags & _CO_OPTIMIZED)
+def _unreached_text(unreached):
+    if not unreached:
+        return ""
+    return " (it covers only code it cannot reach: %s)" % ", ".join(
+        "%s: %s" % u for u in unreached[:10])
 
 
 def code_path(code):

@@ -11,7 +11,8 @@ from .. import handlers as _handlers
 from .. import targets as _targets
 from .base import UpdateBase
 from . import registry
-from .validation import LINE_POINTS, UpdateError, joinpoint, payload_items, scope_patterns
+from .validation import (LINE_POINTS, UpdateError, event_source, joinpoint, payload_items,
+                         scope_patterns)
 
 __all__ = ["Instrument"]
 
@@ -87,13 +88,15 @@ class Instrument(UpdateBase):
         self.scope = target_scope
         self.scopes = tuple(scopes)
         self.joinpoints = tuple(joinpoints)
-        self.source = source
+        self.source = event_source(source)
         # id(code) -> (code, module, qualname, home file, qualname as armed); the entry
         # holds its code, so the id stays that code's while it is listed
         self._located = {}
         self._home_file = None      # while re-targeting: the file the join points' lines refer to
         self.instrumented = []
         self.skipped = []
+        self.unreached = []         # [(dotted name, kind)]: covered, but no Python code
+        self.source_used = None     # where function records come from, once applied
         super().__init__()
         with unregister_on_error(self):
             self._plan()            # validate now: bad input raises, nothing is applied
@@ -156,12 +159,15 @@ class Instrument(UpdateBase):
 
     # -- planning
     def _plan(self):
-        targets, seen = [], set()
+        targets, seen, unreached = [], set(), []
         for pattern in self.scopes:
-            for t in _targets.resolve(pattern):
+            resolution = _targets.resolve(pattern)
+            unreached += [u for u in resolution.unreached if u not in unreached]
+            for t in resolution:
                 if id(t.code) not in seen:
                     seen.add(id(t.code))
                     targets.append(t)
+        self._unreached = unreached
         strict = len(self.scopes) == 1 and not has_wildcard(self.scopes[0])
         plan, skipped = [], []
         for t in targets:
@@ -178,6 +184,7 @@ class Instrument(UpdateBase):
     # -- engine side
     def _apply(self):
         from .. import engine
+        used, refusal = engine.resolve_source(self.source)
         plan, skipped = self._plan()
         self._located = {}
         try:
@@ -188,16 +195,25 @@ class Instrument(UpdateBase):
                                              t.qualname)
             if any(has_wildcard(p) for p in self.scopes):
                 # Code seen later (modules imported later) only matters for wildcards: an
-                # exact name needs its module imported now. Handlers are served by
-                # sys.monitoring; "auto" could watch through the PEP 523 hook, which
-                # costs every call of the program.
-                engine.watch(self.id, self._match_later,
-                             source="monitoring" if self.source == "auto" else self.source)
+                # exact name needs its module imported now.
+                engine.watch(self.id, self._match_later, source=self.source)
         except Exception as e:
             self._disarm_all()
             raise UpdateError("the engine refused: %s" % e) from e
         self.instrumented = [t.name for t, _ in plan]
         self.skipped = skipped
+        self.source_used = used
+        if refusal:
+            self.note("update %d: events come from sys.monitoring: %s" % (self.id, refusal))
+        elif used == "frame" and any(k.startswith("on_") for _, f in plan for k in f):
+            self.source_used = "frame (function timing), monitoring (handlers)"
+            self.note("update %d: its handlers run from sys.monitoring; the frame hook "
+                      "serves function timing only" % self.id)
+        self.unreached = self._unreached
+        if self.unreached:
+            self.note("update %d: not reached (no Python code): %s" % (self.id, ", ".join(
+                "%s (%s)" % u for u in self.unreached[:10])
+                + (", ..." if len(self.unreached) > 10 else "")))
 
     def _disarm_all(self):
         from .. import engine
@@ -271,8 +287,14 @@ class Instrument(UpdateBase):
     def describe(self):
         d = super().describe()
         d.update(scope=self.scope, joinpoints=[(k, a) for k, a, _ in self.joinpoints],
-                 instrumented=list(self.instrumented), skipped=list(self.skipped))
+                 instrumented=list(self.instrumented), skipped=list(self.skipped),
+                 unreached=["%s (%s)" % u for u in self.unreached], source=self.source,
+                 source_used=self.source_used)
         return d
 
     def repr_fields(self):
-        return [("scope", self.scope), ("instrumented", "[%s]" % ", ".join(self.instrumented))]
+        fields = [("scope", self.scope),
+                  ("instrumented", "[%s]" % ", ".join(self.instrumented))]
+        if self.source != "auto":         # "auto" is sys.monitoring
+            fields.append(("source", self.source_used or self.source))
+        return fields

@@ -7,7 +7,7 @@ any state.
 """
 
 __all__ = ["UpdateError", "JOIN_POINTS", "id_list", "line_numbers", "variable_names",
-           "scope_patterns", "joinpoint", "payload_items", "positive_number",
+           "scope_patterns", "joinpoint", "payload_items", "positive_number", "event_source",
            "check_lines", "describe_lines"]
 
 JOIN_POINTS = ("func_begin", "func_end", "line_before", "line_after", "var_def", "var_use")
@@ -119,6 +119,16 @@ def positive_number(value, name, unit, allow_none=True):
     if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
         raise UpdateError("%s must be a positive number of %s, got %r" % (name, unit, value))
     return value
+
+
+SOURCES = ("auto", "monitoring", "frame")
+
+
+def event_source(source):
+    """Where function events come from: "auto" (= "monitoring"), "monitoring", "frame"."""
+    if source not in SOURCES:
+        raise UpdateError("source must be one of %s, got %r" % (", ".join(SOURCES), source))
+    return source
 
 
 def describe_lines(lines):
