@@ -106,7 +106,11 @@ class _UpdateStats(_engine.HandlerStats):
             return
         self.disabled = True
         self.disabled_reason = reason
-        _engine_report("update %s: handlers switched off: %s" % (self.update_id, reason))
+        text = "update %s: handlers switched off: %s" % (self.update_id, reason)
+        _reports.append(text)
+        del _reports[:-100]
+        from .updates import events
+        events.report("disabled", self.update_id, text)   # stderr, controller, log
 
 
 def _engine_report(text):

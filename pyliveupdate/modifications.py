@@ -8,8 +8,10 @@
     LU.ls() / LU.revert(ids) / LU.apply(ids)
 
 Every one takes ``condition='expr'`` (evaluated in the target frame; the point is skipped
-while it is false) and ``ttl=seconds`` (the update reverts itself and says so); the
-debuggers also take ``rate=lines_per_second`` (output.py's limit for that update).
+while it is false), ``ttl=seconds`` (the update reverts itself and says so),
+``source=`` ("auto" = "monitoring", or "frame") and ``budget=`` (the handlers' time budget:
+by default 5 % of the time since applied + 0.5 s; None, seconds, or updates.budget.Budget);
+the debuggers also take ``rate=lines_per_second`` (output.py's limit for that update).
 Each pattern of a scope becomes one update, as in the original; if any of them cannot be
 built or applied, none stays applied and the call raises UpdateError.
 
@@ -28,6 +30,7 @@ import time
 
 from . import handlers as _handlers
 from . import output
+from .updates import events
 from .updates.base import LU, UpdateBase
 from .updates.instrument import Instrument
 from .updates.manager import UpdateManager
@@ -81,14 +84,15 @@ class _Expiry:
                     continue
                 heapq.heappop(self._heap)
             update = UpdateManager.get(uid)
-            if update is None or update.status != "applied":
+            if update is None or not update.is_active():
                 continue
             try:
                 update.revert()
+                update.status = "reverted: time to live of %gs ended" % seconds
                 text = "update %d: time to live of %gs ended; reverted" % (uid, seconds)
             except Exception as e:  # noqa: BLE001
                 text = "update %d: time to live ended but the revert failed: %s" % (uid, e)
-            output.emit(uid, "[pyliveupdate] " + text, output.TEXT_ENGINE)
+            events.report("expired", uid, text)
 
     def after_fork(self):
         # The thread did not survive the fork; the deadlines did.
@@ -109,14 +113,13 @@ class _Modification(Instrument):
     kind = "modification"
     label = "?"
 
-    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, *,
-                 source="auto"):
+    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, **options):
         self.condition = condition
         self._condition = _compile_condition(condition)
         self.ttl = positive_number(ttl, "ttl", "seconds")
         self.rate = positive_number(rate, "rate", "lines per second")
         self._condition_errors = 0
-        super().__init__(pattern, payload, source=source)
+        super().__init__(pattern, payload, **options)
         if rate is not None:
             output.set_rate_limit(rate, update_id=self.id)
 
@@ -153,11 +156,13 @@ class _Modification(Instrument):
     _output_only = False
 
     def on_applied(self):
+        super().on_applied()
         if self._output_only:
             from . import engine
             output.set_gate(self.id, engine.handler_stats(self.id))
 
     def on_reverted(self):
+        super().on_reverted()
         output.forget(self.id)
 
     # Every handler is wrapped so it knows its frame and honours the condition.
@@ -256,16 +261,16 @@ class FuncProfiler(_Profiler):
     """FP.profile(scope): time every call of the matched functions."""
     kind = "FuncProfiler"
 
-    def __init__(self, pattern, condition=None, ttl=None, *, source="auto"):
+    def __init__(self, pattern, condition=None, ttl=None, **options):
         self._py_stats = {}
         super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
-                         source=source)
+                         **options)
 
     @classmethod
-    def profile(cls, scope, condition=None, ttl=None, *, source="auto"):
+    def profile(cls, scope, condition=None, ttl=None, **options):
         """source: "auto" (= "monitoring") or "frame" (the PEP 523 hook, CPython 3.13+:
         cheaper only when the scope makes nearly every call of the program)."""
-        cls._create(scope, condition=condition, ttl=ttl, source=source)
+        cls._create(scope, condition=condition, ttl=ttl, **options)
 
     def _timing_request(self, code, display, lenient):
         return {"func_timing": True}
@@ -321,15 +326,15 @@ class LineProfiler(_Profiler):
     """LP.profile(func, lines): time the listed lines of the matched functions."""
     kind = "LineProfiler"
 
-    def __init__(self, pattern, lines, condition=None, ttl=None, *, source="auto"):
+    def __init__(self, pattern, lines, condition=None, ttl=None, **options):
         self.lines = line_numbers(lines)
         self._py_stats = {}
         super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
-                         source=source)
+                         **options)
 
     @classmethod
-    def profile(cls, scope, lines, condition=None, ttl=None, *, source="auto"):
-        cls._create(scope, lines, condition=condition, ttl=ttl, source=source)
+    def profile(cls, scope, lines, condition=None, ttl=None, **options):
+        cls._create(scope, lines, condition=condition, ttl=ttl, **options)
 
     def _chosen_lines(self, code, display, lenient):
         have = _handlers.code_lines(code)
@@ -414,7 +419,7 @@ class FuncDebugger(_Modification):
     kind = "FuncDebugger"
     _output_only = True
 
-    def __init__(self, pattern, condition=None, ttl=None, rate=None, *, source="auto"):
+    def __init__(self, pattern, condition=None, ttl=None, rate=None, **options):
         def on_begin(_parameters):
             self._say("parameters", _parameters)
 
@@ -424,11 +429,11 @@ class FuncDebugger(_Modification):
             else:
                 self._say("returnvalues", _returnvalues)
         super().__init__(pattern, {"func_begin": on_begin, "func_end": on_end},
-                         condition=condition, ttl=ttl, rate=rate, source=source)
+                         condition=condition, ttl=ttl, rate=rate, **options)
 
     @classmethod
-    def debug(cls, scope, condition=None, ttl=None, rate=None, *, source="auto"):
-        cls._create(scope, condition=condition, ttl=ttl, rate=rate, source=source)
+    def debug(cls, scope, condition=None, ttl=None, rate=None, **options):
+        cls._create(scope, condition=condition, ttl=ttl, rate=rate, **options)
 
 
 class LineDebugger(_Modification):
@@ -436,8 +441,7 @@ class LineDebugger(_Modification):
     kind = "LineDebugger"
     _output_only = True
 
-    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None, *,
-                 source="auto"):
+    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None, **options):
         self.lines = line_numbers(lines)
 
         def before(_righthands, _line):
@@ -449,11 +453,11 @@ class LineDebugger(_Modification):
                 self._say("defvalues", _lefthands, _line)
         super().__init__(pattern, {("line_before", self.lines): before,
                                    ("line_after", self.lines): after},
-                         condition=condition, ttl=ttl, rate=rate, source=source)
+                         condition=condition, ttl=ttl, rate=rate, **options)
 
     @classmethod
-    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None, *, source="auto"):
-        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate, source=source)
+    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None, **options):
+        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate, **options)
 
 
 class VarDebugger(_Modification):
@@ -462,8 +466,7 @@ class VarDebugger(_Modification):
     _output_only = True
     partial_binding = True
 
-    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None, *,
-                 source="auto"):
+    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None, **options):
         names = variable_names(vars_)
         self.vars = names
 
@@ -478,16 +481,16 @@ class VarDebugger(_Modification):
             payload = {("line_before", ()): _skip_empty(use, "_righthands"),
                        ("line_after", ()): _skip_empty(define, "_lefthands")}
         super().__init__(pattern, payload, condition=condition, ttl=ttl, rate=rate,
-                         source=source)
+                         **options)
 
     @classmethod
-    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, *, source="auto",
-              **kw):
-        if "vars" in kw:
-            vars_ = kw.pop("vars")
-        if kw:
-            raise TypeError("VD.debug() got unexpected keyword(s): %s" % ", ".join(kw))
-        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate, source=source)
+    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, **options):
+        if "vars" in options:
+            vars_ = options.pop("vars")
+        unknown = set(options) - {"source", "budget"}
+        if unknown:
+            raise TypeError("VD.debug() got unexpected keyword(s): %s" % ", ".join(sorted(unknown)))
+        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate, **options)
 
     def repr_fields(self):
         return super().repr_fields() + [("vars", list(self.vars) or "all")]
@@ -524,5 +527,5 @@ def predefined():
 def update_state():
     """Ids of the updates applied in this process, and of every update it knows."""
     known = UpdateManager.all()
-    return {"active": [u.id for u in known if u.status == "applied"],
+    return {"active": [u.id for u in known if u.is_active()],
             "known": [u.id for u in known]}

@@ -16,6 +16,7 @@ the program ever runs while resolving.
 """
 import difflib
 import functools
+import importlib.util
 import inspect
 import os
 import site
@@ -27,7 +28,8 @@ from .updates import origin as _origin
 from .updates.origin import is_function_code
 from .updates.validation import UpdateError
 
-__all__ = ["Target", "TargetError", "resolve", "CodeMatcher", "module_of_code"]
+__all__ = ["Target", "TargetError", "ModuleNotImported", "resolve", "CodeMatcher",
+           "module_of_code", "importable"]
 
 
 class TargetError(UpdateError):
@@ -251,19 +253,50 @@ def _split_pattern(pattern):
     return parts
 
 
+class ModuleNotImported(TargetError):
+    """The pattern names a module that is not imported yet but can be: the update can
+    wait for it (``module``)."""
+
+    def __init__(self, module, pattern):
+        self.module = module
+        super().__init__("module %s not imported yet" % module)
+
+
+def importable(name):
+    """Whether ``name`` could be imported, decided without importing or running any of
+    the program's modules: only when its parent package is imported already, through
+    the import system's finders (importlib.util.find_spec)."""
+    parent = name.rpartition(".")[0]
+    if parent and not isinstance(sys.modules.get(parent), ModuleType):
+        return False
+    if parent and not hasattr(sys.modules[parent], "__path__"):
+        return False          # a module's attribute, not a submodule
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
 def _find_module(parts, pattern):
-    """Longest imported module prefix -> (name, module, rest of the parts)."""
+    """Longest imported module prefix -> (name, module, rest of the parts). A module
+    that is not imported but importable raises ModuleNotImported."""
     for cut in range(len(parts), 0, -1):
         name = ".".join(parts[:cut])
         if "*" in name:
             continue
         module = sys.modules.get(name)
         if module is not None and isinstance(module, ModuleType):
-            return name, module, tuple(parts[cut:])
+            rest = tuple(parts[cut:])
+            if rest and "*" not in rest[0] and rest[0] not in vars(module) \
+                    and importable("%s.%s" % (name, rest[0])):
+                raise ModuleNotImported("%s.%s" % (name, rest[0]), pattern)
+            return name, module, rest
     first = parts[0]
     if "*" in first:
         raise TargetError("pattern %r: a wildcard can only follow a module name, or be a "
                           "leading '**'" % pattern)
+    if importable(first):
+        raise ModuleNotImported(first, pattern)
     close = difflib.get_close_matches(first, [m for m in sys.modules if "." not in m], n=5)
     hint = (" Imported modules with similar names: %s." % ", ".join(close)) if close else ""
     raise TargetError("module %r is not imported in this process, so %r matches nothing.%s"
@@ -296,8 +329,10 @@ def _explain_miss(modname, module, rest, members, pattern):
     if depth == 0:
         sub = sys.modules.get("%s.%s" % (modname, missing))
         if sub is None and hasattr(module, "__path__"):
-            return ("%r: no %r in module %s, and module %s.%s is not imported"
-                    % (pattern, missing, modname, modname, missing))
+            close = difflib.get_close_matches(missing, names, n=5)
+            return ("%r: no %r in module %s, and no module %s.%s to import%s"
+                    % (pattern, missing, modname, modname, missing,
+                       "; did you mean %s?" % ", ".join(close) if close else ""))
     close = difflib.get_close_matches(missing, names, n=5)
     msg = "%r: %s has no function, class or member %r" % (pattern, here, missing)
     if close:
@@ -348,9 +383,10 @@ class Resolution(list):
     """The Targets of a pattern (a list), and what the pattern covers but cannot reach:
     ``unreached`` = [(dotted name, kind)] (C functions, extension modules, ...)."""
 
-    def __init__(self, targets=(), unreached=()):
+    def __init__(self, targets=(), unreached=(), later=False):
         super().__init__(targets)
         self.unreached = list(unreached)
+        self.later = later      # nothing yet, but the package's modules imported later count
 
 
 def resolve(pattern):
@@ -404,6 +440,9 @@ def resolve(pattern):
     if wildcard:
         unreached += [(name, "extension module") for name in _origin.extension_modules(modules)]
     unreached = [(name, kind) for name, kind in unreached if _glob(rest, _dotted_path(name, modules))]
+    if not targets and rest == ("**",) and hasattr(modules[0][1], "__path__") \
+            and parts[0] != "**":
+        return Resolution((), unreached, later=True)   # a package whose modules come later
     if not targets:
         if len(members_by_module) == 1 and not wildcard:
             modname, module, members = members_by_module[0]

@@ -3,9 +3,11 @@
 ``update.apply()`` / ``update.revert()`` act on one update; the same names on the class
 (``LU.revert(3)``, ``FP.ls()``) act on ids. One descriptor serves both.
 """
+import threading
 import types
 
-from . import registry
+from . import events, imports, registry
+from ..targets import ModuleNotImported
 from .validation import UpdateError, id_list
 
 __all__ = ["UpdateBase", "LU", "act", "listing"]
@@ -37,7 +39,10 @@ def act(update_or_id, action):
     except UpdateError as e:
         print("Update %d not %s: %s" % (update.id, done, e))
         return False
-    print("Update %d %s" % (update.id, done))
+    if update.waiting_for is not None:
+        print("Update %d %s" % (update.id, update.status))
+    else:
+        print("Update %d %s" % (update.id, done))
     for note in update.notes[before:]:
         print("  note: %s" % note)
     return True
@@ -53,7 +58,7 @@ def _lookup(update_or_id):
 def listing(all=False):
     """Print the applied updates (every update with all=True) with their notes;
     returns the updates shown."""
-    shown = [u for u in registry.all_updates() if all or u.status == "applied"]
+    shown = [u for u in registry.all_updates() if all or u.is_active()]
     if not shown:
         print("no update" if all else "no update is applied")
     for u in shown:
@@ -97,6 +102,7 @@ class UpdateBase:
     def __init__(self):
         self.status = "created"
         self.notes = []          # things the user should know (dropped line handlers, ...)
+        self.waiting_for = None  # while pending: the module it waits for
         registry.register(self)
 
     # -- what subclasses implement
@@ -125,13 +131,26 @@ class UpdateBase:
     def drop_code(self, old_code):
         """Forget ``old_code`` (after it was replaced)."""
 
+    def is_active(self):
+        """Applied, or pending: in effect in this process as soon as it can be."""
+        return self.status == "applied" or self.waiting_for is not None
+
+    def state(self):
+        """(status word, reason or None): "applied", "pending", "failed", "reverted",
+        "disabled" (applied, but its handlers were switched off) or "created"."""
+        word, _, reason = self.status.partition(": ")
+        return word, reason or None
+
     # -- one update
     def _apply_instance(self):
         with registry.lock:
-            if self.status == "applied":
-                raise UpdateError("update %d is already applied" % self.id)
+            if self.status == "applied" or self.waiting_for is not None:
+                raise UpdateError("update %d is already %s" % (self.id, self.status))
             try:
                 self._apply()
+            except ModuleNotImported as e:
+                self._wait(e.module)
+                return
             except UpdateError as e:
                 self.status = "failed: %s" % e
                 raise UpdateError(str(e)) from None
@@ -144,6 +163,10 @@ class UpdateBase:
 
     def _revert_instance(self):
         with registry.lock:
+            if self.waiting_for is not None:
+                self._stop_waiting()
+                self.status = "reverted"
+                return
             if self.status != "applied":
                 raise UpdateError("update %d is not applied (status: %s)" % (self.id, self.status))
             try:
@@ -156,13 +179,66 @@ class UpdateBase:
             registry.mark_reverted(self)
             self.on_reverted()
 
+    # -- pending until its module is imported
+    def _wait(self, module):
+        self.waiting_for = module
+        self.status = "pending: module %s not imported yet" % module
+        imports.wait_for(module, self._module_arrived)
+
+    def _stop_waiting(self):
+        imports.forget(self._module_arrived)
+        self.waiting_for = None
+
+    def _module_arrived(self, module):
+        """In the importing thread, right after the module's code ran. The update lock
+        may be held by a thread that waits for this very import: then a helper thread
+        applies it as soon as it can (the module is in sys.modules by then)."""
+        if registry.lock.acquire(timeout=2.0):
+            try:
+                self._apply_arrived()
+            finally:
+                registry.lock.release()
+        else:
+            threading.Thread(target=self._apply_arrived_locked, daemon=True,
+                             name="pyliveupdate-pending").start()
+
+    def _apply_arrived_locked(self):
+        with registry.lock:
+            self._apply_arrived()
+
+    def _apply_arrived(self):
+        module = self.waiting_for
+        if module is None:
+            return                          # reverted meanwhile
+        self.waiting_for = None
+        try:
+            self._apply()
+        except ModuleNotImported as e:      # a module further down: wait for that one
+            self._wait(e.module)
+            return
+        except BaseException as e:  # noqa: BLE001 - never into the importer
+            text = str(e) if isinstance(e, UpdateError) else "%s: %s" % (type(e).__name__, e)
+            self.status = "failed: %s" % text
+            events.report("failed", self.id, "update %d failed when module %s was imported: %s"
+                    % (self.id, module, text))
+            return
+        self.status = "applied"
+        registry.mark_applied(self)
+        try:
+            self.on_applied()
+        finally:
+            events.report("applied", self.id, "update %d applied: module %s was imported"
+                    % (self.id, module))
+
     apply = ClassOrInstance(_apply_ids, _apply_instance)
     revert = ClassOrInstance(_revert_ids, _revert_instance)
     ls = staticmethod(_ls)
 
     # -- reporting
     def describe(self):
-        return {"id": self.id, "type": self.kind, "status": self.status, "notes": list(self.notes)}
+        word, reason = self.state()
+        return {"id": self.id, "type": self.kind, "status": self.status, "state": word,
+                "reason": reason, "notes": list(self.notes)}
 
     def repr_fields(self):
         """(name, value) pairs shown by repr() and LU.ls() after type and status."""
@@ -174,7 +250,9 @@ class UpdateBase:
             self.notes.append(text)
 
     def __repr__(self):
-        fields = [("type", self.kind), ("status", self.status)] + self.repr_fields()
+        word, reason = self.state()
+        status = "applied, disabled: %s" % reason if word == "disabled" else self.status
+        fields = [("type", self.kind), ("status", status)] + self.repr_fields()
         return "{%s}" % ", ".join("%s: %s" % kv for kv in fields)
 
 

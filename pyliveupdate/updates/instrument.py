@@ -9,8 +9,9 @@ import contextlib
 
 from .. import handlers as _handlers
 from .. import targets as _targets
-from .base import UpdateBase
+from . import budget as _budget
 from . import registry
+from .base import UpdateBase
 from .validation import (LINE_POINTS, UpdateError, event_source, joinpoint, payload_items,
                          scope_patterns)
 
@@ -69,7 +70,7 @@ class Instrument(UpdateBase):
     partial_binding = False
 
     def __init__(self, target_scope, jointpoint_payload, update_trigger=None,
-                 revert_trigger=None, *, source="auto"):
+                 revert_trigger=None, *, source="auto", budget=_budget.DEFAULT):
         scopes = scope_patterns(target_scope)
         joinpoints = []
         seen = set()
@@ -89,6 +90,7 @@ class Instrument(UpdateBase):
         self.scopes = tuple(scopes)
         self.joinpoints = tuple(joinpoints)
         self.source = event_source(source)
+        self.budget = _budget.budget_rule(budget)
         # id(code) -> (code, module, qualname, home file, qualname as armed); the entry
         # holds its code, so the id stays that code's while it is listed
         self._located = {}
@@ -99,7 +101,10 @@ class Instrument(UpdateBase):
         self.source_used = None     # where function records come from, once applied
         super().__init__()
         with unregister_on_error(self):
-            self._plan()            # validate now: bad input raises, nothing is applied
+            try:
+                self._plan()        # validate now: bad input raises, nothing is applied
+            except _targets.ModuleNotImported:
+                pass                # checked when the module is imported (pending)
             self._matchers = [_targets.CodeMatcher(s) for s in scopes]
 
     # -- extension points
@@ -159,9 +164,10 @@ class Instrument(UpdateBase):
 
     # -- planning
     def _plan(self):
-        targets, seen, unreached = [], set(), []
+        targets, seen, unreached, later = [], set(), [], True
         for pattern in self.scopes:
             resolution = _targets.resolve(pattern)
+            later = later and resolution.later
             unreached += [u for u in resolution.unreached if u not in unreached]
             for t in resolution:
                 if id(t.code) not in seen:
@@ -177,7 +183,7 @@ class Instrument(UpdateBase):
                 if strict:
                     raise
                 skipped.append("%s: %s" % (t.name, e))
-        if not plan:
+        if not plan and not (later and not skipped):
             raise UpdateError("no target fits the handlers: %s" % "; ".join(skipped[:3]))
         return plan, skipped
 
@@ -225,6 +231,24 @@ class Instrument(UpdateBase):
 
     def _revert(self):
         self._disarm_all()
+
+    def on_applied(self):
+        _budget.track(self.id, self.budget)
+
+    def on_reverted(self):
+        _budget.untrack(self.id)
+
+    def state(self):
+        word, reason = super().state()
+        if word == "applied":
+            from .. import engine
+            report = engine.handler_report(self.id)
+            if report["disabled"]:
+                reason = report["disabled_reason"] or "switched off"
+                if report["last_error"]:
+                    reason += "; last error: %s" % report["last_error"]
+                return "disabled", reason
+        return word, reason
 
     def _match_later(self, code):
         """engine.watch matcher: code seen after apply -> (Request, module, qualname)."""
@@ -289,7 +313,8 @@ class Instrument(UpdateBase):
         d.update(scope=self.scope, joinpoints=[(k, a) for k, a, _ in self.joinpoints],
                  instrumented=list(self.instrumented), skipped=list(self.skipped),
                  unreached=["%s (%s)" % u for u in self.unreached], source=self.source,
-                 source_used=self.source_used)
+                 source_used=self.source_used,
+                 budget=None if self.budget is None else str(self.budget))
         return d
 
     def repr_fields(self):
@@ -297,4 +322,6 @@ class Instrument(UpdateBase):
                   ("instrumented", "[%s]" % ", ".join(self.instrumented))]
         if self.source != "auto":         # "auto" is sys.monitoring
             fields.append(("source", self.source_used or self.source))
+        if self.budget is not _budget.DEFAULT:
+            fields.append(("budget", "none" if self.budget is None else self.budget))
         return fields

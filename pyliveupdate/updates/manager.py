@@ -61,6 +61,19 @@ class UpdateManager:
             update.revert()
 
     @staticmethod
+    def states():
+        """{id: {"status": "applied" | "pending" | "failed" | "reverted" | "disabled" |
+        "created", "reason": text or None}} of every update (for the stub)."""
+        out = {}
+        for u in registry.all_updates():
+            try:
+                word, reason = u.state()
+            except Exception as e:  # noqa: BLE001 - a report never fails
+                word, reason = u.status.partition(": ")[0], "state unknown: %s" % e
+            out[u.id] = {"status": word, "reason": reason}
+        return out
+
+    @staticmethod
     def ls(all=False):
         """Print every applied update (every update with all=True); returns describe()s."""
         return [u.describe() for u in listing(all)]

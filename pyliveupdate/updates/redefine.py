@@ -42,7 +42,9 @@ class Redefine(UpdateBase):
                  revert_trigger=None, *, wait=None):
         if isinstance(module, ModuleType):
             module = vars(module).get("__name__")
-        if not isinstance(module, str) or sys.modules.get(module) is None:
+        pending = isinstance(module, str) and sys.modules.get(module) is None \
+            and _targets.importable(module)
+        if not pending and (not isinstance(module, str) or sys.modules.get(module) is None):
             close = [m for m in sys.modules if isinstance(module, str) and module in m][:5]
             raise UpdateError("Module %s not found (not imported in this process)%s"
                               % (module, "; similar: " + ", ".join(close) if close else ""))
@@ -60,6 +62,8 @@ class Redefine(UpdateBase):
         self._layers = []            # [(slot, state)] this update added
         self._caches = []
         super().__init__()
+        if pending:
+            return                       # validated when the module is imported
         with unregister_on_error(self):
             self._plan(dry_run=True)     # validate names and kinds now
 
@@ -128,6 +132,8 @@ class Redefine(UpdateBase):
         """
         module = sys.modules.get(self.module)
         if module is None:
+            if _targets.importable(self.module):
+                raise _targets.ModuleNotImported(self.module, self.module)
             raise UpdateError("Module %s not found (no longer imported)" % self.module)
         funcs, attrs = [], []
         if not dry_run:
