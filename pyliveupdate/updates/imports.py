@@ -16,6 +16,7 @@ _lock = threading.RLock()
 _names = {}          # module name -> [callback(module)]
 _prefixes = {}       # package name -> [callback(module)] for the package and everything below
 _local = threading.local()
+_in_flight = set()   # modules whose wrapped loader will tell us itself
 
 
 def _wanted(name):
@@ -48,10 +49,23 @@ def _arrived(name, module):
             pass
 
 
+def _initialized(name):
+    """In sys.modules and done running its code (an import in progress puts the module
+    there first, with __spec__._initializing set)."""
+    module = sys.modules.get(name)
+    if module is None or name in _in_flight:
+        return False
+    try:
+        spec = vars(module).get("__spec__")
+    except TypeError:
+        return True
+    return not getattr(spec, "_initializing", False)
+
+
 def _sweep():
     """Modules waited for by name that were imported without us seeing them."""
     with _lock:
-        done = [n for n in _names if sys.modules.get(n) is not None]
+        done = [n for n in _names if _initialized(n)]
     for name in done:
         _arrived(name, sys.modules[name])
 
@@ -60,15 +74,20 @@ class _PostImportFinder:
     """Finds nothing itself: it wraps the loader of the modules waited for."""
 
     def find_spec(self, name, path=None, target=None):
-        if getattr(_local, "busy", False):
-            return None
-        if _names and not _local.__dict__.get("sweeping"):
-            _local.sweeping = True
-            try:
-                _sweep()
-            finally:
-                _local.sweeping = False
         if not _wanted(name):
+            # The one cost every import pays: a set lookup, and while modules are waited
+            # for by name, a check that none slipped in unseen (loaders we cannot wrap).
+            if _names and not getattr(_local, "busy", False):
+                for waited in list(_names):
+                    if waited in sys.modules and _initialized(waited):
+                        _local.busy = True
+                        try:
+                            _sweep()
+                        finally:
+                            _local.busy = False
+                        break
+            return None
+        if getattr(_local, "busy", False):
             return None
         _local.busy = True
         try:
@@ -101,7 +120,9 @@ def _wrap(spec, name):
             original(module)
         finally:
             vars(loader).pop("exec_module", None)
+            _in_flight.discard(name)
         _arrived(name, module)
+    _in_flight.add(name)
     loader.exec_module = exec_module
 
 
@@ -124,7 +145,7 @@ def wait_for(name, callback, below=False):
         table = _prefixes if below else _names
         table.setdefault(name, []).append(callback)
         _install()
-    if not below and sys.modules.get(name) is not None:
+    if not below and _initialized(name):
         _sweep()
 
 

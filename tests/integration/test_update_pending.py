@@ -182,3 +182,17 @@ def test_the_budget_is_set_per_update():
             print(json.dumps(str(e)))
     """)
     assert result.startswith("budget must be None (no budget), seconds of handler time")
+
+
+def test_a_pending_update_applies_after_the_whole_module_ran():
+    # views imports models half-way; the update names a function defined after that
+    # import, so applying it at the nested import would fail.
+    result, _ = run_json(prelude=PRELUDE, source="""
+        calls = []
+        u = Instrument('late_pkg.views.after_models', {'func_begin': lambda x: calls.append(x)})
+        UpdateManager.apply_update(u)
+        import late_pkg.views
+        late_pkg.views.after_models(3)
+        print(json.dumps([u.status, calls, list(late_pkg.IMPORTED)]))
+    """)
+    assert result == ["applied", [3], ["views", "models"]]
