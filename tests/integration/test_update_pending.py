@@ -186,13 +186,17 @@ def test_the_budget_is_set_per_update():
 
 def test_a_pending_update_applies_after_the_whole_module_ran():
     # views imports models half-way; the update names a function defined after that
-    # import, so applying it at the nested import would fail.
+    # import: it must be applied once views' code has run to its end, not at the nested
+    # import (where the module is in sys.modules already).
     result, _ = run_json(prelude=PRELUDE, source="""
+        from pyliveupdate.updates import imports
+        seen = []
+        imports.wait_for('late_pkg.views', lambda m: seen.append('after_models' in vars(m)))
         calls = []
         u = Instrument('late_pkg.views.after_models', {'func_begin': lambda x: calls.append(x)})
         UpdateManager.apply_update(u)
         import late_pkg.views
         late_pkg.views.after_models(3)
-        print(json.dumps([u.status, calls, list(late_pkg.IMPORTED)]))
+        print(json.dumps([seen, u.status, calls, list(late_pkg.IMPORTED)]))
     """)
-    assert result == ["applied", [3], ["views", "models"]]
+    assert result == [[True], "applied", [3], ["views", "models"]]
