@@ -6,6 +6,8 @@ runs in a fresh interpreter against the real engine.
 """
 import os
 
+import pytest
+
 from support_updates import run_json
 
 PRELUDE = """
@@ -55,10 +57,11 @@ def test_instrument_on_one_twin_counts_only_that_twin():
     assert after_all == {} and left == 0
 
 
-def test_func_profiler_records_the_twin_it_names(tmp_path):
+@pytest.mark.parametrize("source", ["monitoring", "frame"])
+def test_func_profiler_records_the_twin_it_names(source, tmp_path):
     result, _ = run_json(prelude=PRELUDE, source="""
         from pyliveupdate.modifications import FP
-        FP.profile('twin_b.handler')
+        FP.profile('twin_b.handler', source=%r)
         for i in range(3): twin_a.handler(i)
         for i in range(5): twin_b.handler(i)
         _engine.recorder_flush()
@@ -67,7 +70,7 @@ def test_func_profiler_records_the_twin_it_names(tmp_path):
         idb = _engine.code_state(twin_b.handler.__code__)['id']
         print(json.dumps([ida, funcs.get(idb, [0])[0],
                           sum(v[0] for k, v in funcs.items() if k != idb)]))
-    """, env={"PYLU_LOG_DIR": str(tmp_path / "logs")})
+    """ % source, env={"PYLU_LOG_DIR": str(tmp_path / "logs")})
     ida, hits_b, others = result
     assert ida is None          # twin_a's code was never given a code id: never armed
     assert hits_b == 5 and others == 0

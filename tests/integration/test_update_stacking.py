@@ -41,6 +41,8 @@ def make(kind):
         assert UpdateManager.apply_update(u)
     elif kind == 'FP':
         FP.profile('stack_mod.f')
+    elif kind == 'FP frame':                 # the PEP 523 source (3.13+; 3.12 falls back)
+        FP.profile('stack_mod.f', source='frame')
     elif kind == 'LP':
         LP.profile('stack_mod.f', [])
     elif kind == 'FD':
@@ -91,7 +93,7 @@ for redef_kind, apply_order, revert_order in %(cases)r:
 print(json.dumps(results))
 """
 
-MODIFICATIONS = ["Instrument", "FP", "LP", "FD", "LD", "VD"]
+MODIFICATIONS = ["Instrument", "FP", "FP frame", "LP", "FD", "LD", "VD"]
 REDEFINITIONS = {"new body": 6, "defaults only": 16, "same source": 11}   # f(5) once redefined
 CASES = list(itertools.product(REDEFINITIONS, ["mod first", "redefine first"],
                                ["redefine first", "mod first"]))
