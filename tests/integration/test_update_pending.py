@@ -200,3 +200,19 @@ def test_a_pending_update_applies_after_the_whole_module_ran():
         print(json.dumps([seen, u.status, calls, list(late_pkg.IMPORTED)]))
     """)
     assert result == [[True], "applied", [3], ["views", "models"]]
+
+
+def test_a_time_to_live_ending_is_an_expired_event_and_a_reverted_state():
+    result, _ = run_json(prelude=PRELUDE, source="""
+        import late_pkg.views
+        FD.debug('late_pkg.views.index', ttl=0.3)
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(json.dumps([got, UpdateManager.states()]))
+    """)
+    events, states = result
+    assert [e[:3] for e in events] == [["expired", 1,
+                                        "update 1: time to live of 0.3s ended; reverted"]]
+    assert events[0][3] == "pyliveupdate-ttl"
+    assert states == {"1": {"status": "reverted", "reason": "time to live of 0.3s ended"}}
