@@ -88,8 +88,8 @@ reader = Extension(
 
 setup(
     ext_modules=[engine, reader],
-    packages=["pyliveupdate", "pyliveupdatescripts", "pyliveupdate_controller",
-              "pyliveupdate_controller.processlogs"],
+    packages=["pyliveupdate", "pyliveupdate.updates", "pyliveupdatescripts",
+              "pyliveupdate_controller", "pyliveupdate_controller.processlogs"],
     package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},
     package_data={"pyliveupdate": ["py.typed", "*.pyi"]},
 )

@@ -24,11 +24,11 @@ import inspect
 from dataclasses import dataclass
 
 from . import _engine
+from .updates import validation
+from .updates.validation import JOIN_POINTS, describe_lines
 
 __all__ = ["HandlerError", "JOIN_POINTS", "LineInfo", "analyse", "code_lines",
-           "target_names", "bind"]
-
-JOIN_POINTS = ("func_begin", "func_end", "line_before", "line_after", "var_def", "var_use")
+           "target_names", "bind", "check_lines", "describe_lines"]
 
 _SPECIALS = {
     "func_begin": ("_parameters",),
@@ -41,7 +41,7 @@ _SPECIALS = {
 ALL_SPECIALS = frozenset(n for names in _SPECIALS.values() for n in names)
 
 
-class HandlerError(ValueError):
+class HandlerError(validation.UpdateError):
     """A handler that cannot be bound to a target; nothing is applied."""
 
 
@@ -125,36 +125,9 @@ def code_lines(code):
     return sorted(analyse(code))
 
 
-def describe_lines(lines):
-    """'11-15 (11, 12, 14)'-style text for error messages."""
-    if not lines:
-        return "none"
-    return "%d-%d (%s)" % (lines[0], lines[-1], ", ".join(map(str, lines)))
-
-
-def _nested_holding(code, line):
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            if line in analyse(const):
-                return const
-            found = _nested_holding(const, line)
-            if found is not None:
-                return found
-    return None
-
-
 def check_lines(code, lines, display):
     """Raise HandlerError if a requested line holds no code in ``code``."""
-    have = code_lines(code)
-    bad = [n for n in lines if n not in have]
-    if not bad:
-        return
-    msg = "line %s holds no code in %s; lines with code: %s" % (
-        ", ".join(map(str, bad)), display, describe_lines(have))
-    inner = _nested_holding(code, bad[0])
-    if inner is not None:
-        msg += " (line %d belongs to the nested %s)" % (bad[0], inner.co_qualname)
-    raise HandlerError(msg)
+    validation.check_lines(code, lines, display, code_lines(code), error=HandlerError)
 
 
 def target_names(code):

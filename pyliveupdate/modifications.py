@@ -8,13 +8,16 @@
     LU.ls() / LU.revert(ids) / LU.apply(ids)
 
 Every one takes ``condition='expr'`` (evaluated in the target frame; the point is skipped
-while it is false) and ``ttl=seconds`` (the update reverts itself and says so); the
-debuggers also take ``rate=lines_per_second`` (output.py's limit for that update).
+while it is false), ``ttl=seconds`` (the update reverts itself and says so),
+``source=`` ("auto" = "monitoring", or "frame") and ``budget=`` (the handlers' time budget:
+by default 5 % of the time since applied + 0.5 s; None, seconds, or updates.budget.Budget);
+the debuggers also take ``rate=lines_per_second`` (output.py's limit for that update).
 Each pattern of a scope becomes one update, as in the original; if any of them cannot be
 built or applied, none stays applied and the call raises UpdateError.
 
-They are Instrument updates (pyliveupdate.update): ids, status, any-order revert,
-re-arming after a redefinition and code seen later all come from there. The profilers
+They are Instrument updates (pyliveupdate.updates) built on its documented extension
+points (docs/DESIGN.md section 5): ids, status, any-order revert, LU, re-arming after a
+redefinition and code seen later all come from there. The profilers
 ask the engine for timing records (no Python runs per call); the debuggers run their
 handlers through the engine and send their lines to pyliveupdate.output.
 """
@@ -25,9 +28,15 @@ import reprlib
 import threading
 import time
 
-from . import output
-from .update import Instrument, UpdateBase, UpdateError, UpdateManager
 from . import handlers as _handlers
+from . import output
+from .updates import events
+from .updates.base import LU, UpdateBase
+from .updates.instrument import Instrument
+from .updates.manager import UpdateManager
+from .updates.redefine import Redefine
+from .updates.validation import (UpdateError, line_numbers, positive_number, scope_patterns,
+                                 variable_names)
 
 __all__ = ["FuncProfiler", "FP", "LineProfiler", "LP", "FuncDebugger", "FD", "LineDebugger",
            "LD", "VarDebugger", "VD", "LU", "UpdateError", "predefined", "update_state"]
@@ -42,18 +51,6 @@ _repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = 20
 
 def _noop():
     """Placeholder join-point handler of the profilers (they arm timing, not handlers)."""
-
-
-def _scopes(scope):
-    if isinstance(scope, str):
-        return [scope]
-    try:
-        scopes = list(scope)
-    except TypeError:
-        raise UpdateError("scope must be a pattern or a list of patterns, got %r" % (scope,)) from None
-    if not scopes or not all(isinstance(s, str) for s in scopes):
-        raise UpdateError("scope must be a pattern or a list of patterns, got %r" % (scope,))
-    return scopes
 
 
 # --- time to live ---------------------------------------------------------------
@@ -87,14 +84,15 @@ class _Expiry:
                     continue
                 heapq.heappop(self._heap)
             update = UpdateManager.get(uid)
-            if update is None or update.status != "applied":
+            if update is None or not update.is_active():
                 continue
             try:
                 update.revert()
+                update.status = "reverted: time to live of %gs ended" % seconds
                 text = "update %d: time to live of %gs ended; reverted" % (uid, seconds)
             except Exception as e:  # noqa: BLE001
                 text = "update %d: time to live ended but the revert failed: %s" % (uid, e)
-            output.emit(uid, "[pyliveupdate] " + text, output.TEXT_ENGINE)
+            events.report("expired", uid, text)
 
     def after_fork(self):
         # The thread did not survive the fork; the deadlines did.
@@ -109,82 +107,19 @@ _expiry = _Expiry()
 os.register_at_fork(after_in_child=lambda: _expiry.after_fork())
 
 
-# --- the list of updates (LU) -----------------------------------------------------
-
-def _id_list(ids):
-    if isinstance(ids, int) and not isinstance(ids, bool):
-        return [ids]
-    try:
-        out = list(ids)
-    except TypeError:
-        out = None
-    if not out or not all(isinstance(i, int) and not isinstance(i, bool) for i in out):
-        raise UpdateError("expected an update id or a list of ids, got %r" % (ids,))
-    return out
-
-
-class LU:
-    """List, revert and re-apply updates by id (every kind: FP, FD, Instrument, Redefine...)."""
-
-    @staticmethod
-    def ls(all=False):
-        """Print the applied updates (all=True: every update, with its status)."""
-        shown = [u for _, u in sorted(UpdateManager._updates.items())
-                 if all or u.status == "applied"]
-        if not shown:
-            print("no update is applied" if not all else "no update")
-        for u in shown:
-            print("%d : %r" % (u.id, u))
-            for note in getattr(u, "notes", ()):
-                print("    note: %s" % note)
-
-    @staticmethod
-    def revert(ids):
-        """Revert updates by id; raises UpdateError if any of them could not be reverted."""
-        failed = [uid for uid in _id_list(ids) if not UpdateManager.revert_update(uid)]
-        if failed:
-            raise UpdateError("not reverted: %s" % ", ".join(map(str, failed)))
-
-    @staticmethod
-    def apply(ids):
-        """Re-apply updates by id; raises UpdateError if any of them could not be applied."""
-        failed = [uid for uid in _id_list(ids) if not UpdateManager.apply_update(uid)]
-        if failed:
-            raise UpdateError("not applied: %s" % ", ".join(map(str, failed)))
-
-
-class _ClassLevel:
-    """LU's methods, reachable from every modification class (FP.ls(), FD.revert(3))."""
-
-    def __init__(self, func):
-        self.func = func
-
-    def __get__(self, obj, cls):
-        if obj is None:
-            return self.func
-        return UpdateBase.__dict__[self.func.__name__].__get__(obj, cls)
-
-
 # --- the common part of every modification -------------------------------------------
 
 class _Modification(Instrument):
     kind = "modification"
     label = "?"
-    ls = _ClassLevel(LU.ls)
-    revert = _ClassLevel(LU.revert)
-    apply = _ClassLevel(LU.apply)
 
-    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, **options):
         self.condition = condition
         self._condition = _compile_condition(condition)
-        if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
-            raise UpdateError("ttl must be a positive number of seconds, got %r" % (ttl,))
-        if rate is not None and not (isinstance(rate, (int, float)) and rate > 0):
-            raise UpdateError("rate must be a positive number of lines per second, got %r"
-                              % (rate,))
-        self.ttl, self.rate = ttl, rate
+        self.ttl = positive_number(ttl, "ttl", "seconds")
+        self.rate = positive_number(rate, "rate", "lines per second")
         self._condition_errors = 0
-        super().__init__(pattern, payload)
+        super().__init__(pattern, payload, **options)
         if rate is not None:
             output.set_rate_limit(rate, update_id=self.id)
 
@@ -193,11 +128,11 @@ class _Modification(Instrument):
         """One update per pattern; all applied, or none (then UpdateError)."""
         built = []
         try:
-            for pattern in _scopes(scope):
+            for pattern in scope_patterns(scope):
                 built.append(cls(pattern, *args, **kwargs))
         except UpdateError:
             for u in built:
-                UpdateManager._updates.pop(u.id, None)
+                UpdateManager.forget(u)
             raise
         applied = []
         for u in built:
@@ -220,47 +155,20 @@ class _Modification(Instrument):
     # engine may skip them in C (output.set_gate) instead of building lines to drop.
     _output_only = False
 
-    def _apply(self):
-        super()._apply()
+    def on_applied(self):
+        super().on_applied()
         if self._output_only:
             from . import engine
             output.set_gate(self.id, engine.handler_stats(self.id))
 
-    def _revert(self):
-        super()._revert()
+    def on_reverted(self):
+        super().on_reverted()
         output.forget(self.id)
 
-    # Which engine request each code gets: the handlers of the join points, each
-    # wrapped so it knows its frame and honours the condition.
-    def _fields_for(self, code, display, lenient=False):
-        fields = {}
-        errors = []
-        for kind, arg, handler in self._joinpoints:
-            if lenient and kind in ("line_before", "line_after") and arg:
-                have = set(_handlers.code_lines(code))
-                arg = tuple(n for n in arg if n in have)
-                if not arg:
-                    continue
-            try:
-                field, value = _handlers.bind(kind, handler, code, arg, display)
-            except _handlers.HandlerError as e:
-                if not self._tolerant:
-                    raise
-                errors.append(e)
-                continue
-            fields[field] = self._wrap(value)
-        if not fields and errors:
-            raise errors[0]
-        return fields
+    # Every handler is wrapped so it knows its frame and honours the condition.
+    partial_binding = False   # VD: a variable may be only read or only written
 
-    _tolerant = False   # VD: a variable may be only read or only written
-
-    def _wrap(self, value):
-        if isinstance(value, dict):
-            return {line: self._guard(fn) for line, fn in value.items()}
-        return self._guard(value)
-
-    def _guard(self, fn):
+    def wrap(self, fn):
         condition = self._condition
 
         def guarded(frame, *rest):
@@ -306,8 +214,8 @@ class _Modification(Instrument):
         d.pop("joinpoints", None)
         return d
 
-    def _repr_fields(self):
-        fields = super()._repr_fields()
+    def repr_fields(self):
+        fields = super().repr_fields()
         if self.condition:
             fields.append(("condition", self.condition))
         if self.ttl:
@@ -343,7 +251,7 @@ class _Profiler(_Modification):
     def _timing_request(self, code, display, lenient):
         raise NotImplementedError
 
-    def _fields_for(self, code, display, lenient=False):
+    def fields_for(self, code, display, lenient=False):
         if self._condition is not None:
             return self._python_timing(code, display, lenient)
         return self._timing_request(code, display, lenient)
@@ -353,13 +261,16 @@ class FuncProfiler(_Profiler):
     """FP.profile(scope): time every call of the matched functions."""
     kind = "FuncProfiler"
 
-    def __init__(self, pattern, condition=None, ttl=None):
+    def __init__(self, pattern, condition=None, ttl=None, **options):
         self._py_stats = {}
-        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl)
+        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
+                         **options)
 
     @classmethod
-    def profile(cls, scope, condition=None, ttl=None):
-        cls._create(scope, condition=condition, ttl=ttl)
+    def profile(cls, scope, condition=None, ttl=None, **options):
+        """source: "auto" (= "monitoring") or "frame" (the PEP 523 hook, CPython 3.13+:
+        cheaper only when the scope makes nearly every call of the program)."""
+        cls._create(scope, condition=condition, ttl=ttl, **options)
 
     def _timing_request(self, code, display, lenient):
         return {"func_timing": True}
@@ -388,13 +299,13 @@ class FuncProfiler(_Profiler):
         from . import _engine, engine
         funcs, _ = _engine.recorder_live() if _engine.recorder_active() else ({}, {})
         rows = []
-        for u in _applied(FuncProfiler):
+        for u in UpdateManager.applied(FuncProfiler):
             for code in engine.armed_codes(u.id):
                 state = _engine.code_state(code)
                 if state is None:
                     continue
                 hits, total, self_ns = funcs.get(state["id"], (0, 0, 0))
-                rows.append(("%s.%s" % (_module_of(u, code), code.co_qualname),
+                rows.append((_name_of(u, code),
                              hits, total, self_ns))
             for name, (hits, total) in u._py_stats.items():
                 rows.append((name + " [if]", hits, total, None))
@@ -415,14 +326,15 @@ class LineProfiler(_Profiler):
     """LP.profile(func, lines): time the listed lines of the matched functions."""
     kind = "LineProfiler"
 
-    def __init__(self, pattern, lines, condition=None, ttl=None):
-        self.lines = _line_tuple(lines)
+    def __init__(self, pattern, lines, condition=None, ttl=None, **options):
+        self.lines = line_numbers(lines)
         self._py_stats = {}
-        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl)
+        super().__init__(pattern, {"func_begin": _noop}, condition=condition, ttl=ttl,
+                         **options)
 
     @classmethod
-    def profile(cls, scope, lines, condition=None, ttl=None):
-        cls._create(scope, lines, condition=condition, ttl=ttl)
+    def profile(cls, scope, lines, condition=None, ttl=None, **options):
+        cls._create(scope, lines, condition=condition, ttl=ttl, **options)
 
     def _chosen_lines(self, code, display, lenient):
         have = _handlers.code_lines(code)
@@ -456,8 +368,8 @@ class LineProfiler(_Profiler):
         return {"on_line_before": {n: before for n in chosen},
                 "on_line_after": {n: after for n in chosen}} if chosen else {}
 
-    def _repr_fields(self):
-        return super()._repr_fields() + [("lines", list(self.lines) or "all")]
+    def repr_fields(self):
+        return super().repr_fields() + [("lines", list(self.lines) or "all")]
 
     @staticmethod
     def show():
@@ -465,14 +377,14 @@ class LineProfiler(_Profiler):
         from . import _engine, engine
         _, lines = _engine.recorder_live() if _engine.recorder_active() else ({}, {})
         printed = False
-        for u in _applied(LineProfiler):
+        for u in UpdateManager.applied(LineProfiler):
             for code in engine.armed_codes(u.id):
                 state = _engine.code_state(code)
                 if state is None:
                     continue
                 chosen = u._chosen_lines(code, "", True)
                 rows = [(n,) + tuple(lines.get((state["id"], n), (0, 0))) for n in chosen]
-                _print_lines("%s.%s" % (_module_of(u, code), code.co_qualname),
+                _print_lines(_name_of(u, code),
                              code.co_filename, rows)
                 printed = True
             by_func = {}
@@ -494,27 +406,10 @@ def _print_lines(name, filename, rows):
                                                total / 1e3 / hits if hits else 0.0, src))
 
 
-def _line_tuple(lines):
-    if lines is None:
-        return ()
-    items = (lines,) if isinstance(lines, int) else lines
-    try:
-        out = tuple(sorted(set(items)))
-    except TypeError:
-        raise UpdateError("lines must be a line number or a list of them, got %r" % (lines,)) from None
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out):
-        raise UpdateError("lines must be positive line numbers, got %r" % (lines,))
-    return out
-
-
-def _applied(cls):
-    return [u for _, u in sorted(UpdateManager._updates.items())
-            if isinstance(u, cls) and u.status == "applied"]
-
-
-def _module_of(update, code):
-    entry = update._where.get(id(code))
-    return entry[1] if entry and entry[0] is code else "?"
+def _name_of(update, code):
+    """module.qualname as the update armed it ("f [update 3]" for a redefined body)."""
+    where = update.located(code)
+    return "%s.%s" % where if where else "?.%s" % code.co_qualname
 
 
 # --- debuggers -----------------------------------------------------------------------
@@ -524,7 +419,7 @@ class FuncDebugger(_Modification):
     kind = "FuncDebugger"
     _output_only = True
 
-    def __init__(self, pattern, condition=None, ttl=None, rate=None):
+    def __init__(self, pattern, condition=None, ttl=None, rate=None, **options):
         def on_begin(_parameters):
             self._say("parameters", _parameters)
 
@@ -534,11 +429,11 @@ class FuncDebugger(_Modification):
             else:
                 self._say("returnvalues", _returnvalues)
         super().__init__(pattern, {"func_begin": on_begin, "func_end": on_end},
-                         condition=condition, ttl=ttl, rate=rate)
+                         condition=condition, ttl=ttl, rate=rate, **options)
 
     @classmethod
-    def debug(cls, scope, condition=None, ttl=None, rate=None):
-        cls._create(scope, condition=condition, ttl=ttl, rate=rate)
+    def debug(cls, scope, condition=None, ttl=None, rate=None, **options):
+        cls._create(scope, condition=condition, ttl=ttl, rate=rate, **options)
 
 
 class LineDebugger(_Modification):
@@ -546,8 +441,8 @@ class LineDebugger(_Modification):
     kind = "LineDebugger"
     _output_only = True
 
-    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None):
-        self.lines = _line_tuple(lines)
+    def __init__(self, pattern, lines=(), condition=None, ttl=None, rate=None, **options):
+        self.lines = line_numbers(lines)
 
         def before(_righthands, _line):
             if _righthands:
@@ -558,23 +453,21 @@ class LineDebugger(_Modification):
                 self._say("defvalues", _lefthands, _line)
         super().__init__(pattern, {("line_before", self.lines): before,
                                    ("line_after", self.lines): after},
-                         condition=condition, ttl=ttl, rate=rate)
+                         condition=condition, ttl=ttl, rate=rate, **options)
 
     @classmethod
-    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None):
-        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate)
+    def debug(cls, scope, lines=(), condition=None, ttl=None, rate=None, **options):
+        cls._create(scope, lines, condition=condition, ttl=ttl, rate=rate, **options)
 
 
 class VarDebugger(_Modification):
     """VD.debug(func, vars): the named variables' values where a line reads or writes them."""
     kind = "VarDebugger"
     _output_only = True
-    _tolerant = True
+    partial_binding = True
 
-    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None):
-        names = (vars_,) if isinstance(vars_, str) else tuple(vars_ or ())
-        if not all(isinstance(n, str) and n for n in names):
-            raise UpdateError("variables must be a name or a list of names, got %r" % (vars_,))
+    def __init__(self, pattern, vars_=(), condition=None, ttl=None, rate=None, **options):
+        names = variable_names(vars_)
         self.vars = names
 
         def use(_variable, _line):
@@ -587,18 +480,20 @@ class VarDebugger(_Modification):
         else:  # as the original: no names means every variable of every line
             payload = {("line_before", ()): _skip_empty(use, "_righthands"),
                        ("line_after", ()): _skip_empty(define, "_lefthands")}
-        super().__init__(pattern, payload, condition=condition, ttl=ttl, rate=rate)
+        super().__init__(pattern, payload, condition=condition, ttl=ttl, rate=rate,
+                         **options)
 
     @classmethod
-    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, **kw):
-        if "vars" in kw:
-            vars_ = kw.pop("vars")
-        if kw:
-            raise TypeError("VD.debug() got unexpected keyword(s): %s" % ", ".join(kw))
-        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate)
+    def debug(cls, scope, vars_=(), condition=None, ttl=None, rate=None, **options):
+        if "vars" in options:
+            vars_ = options.pop("vars")
+        unknown = set(options) - {"source", "budget"}
+        if unknown:
+            raise TypeError("VD.debug() got unexpected keyword(s): %s" % ", ".join(sorted(unknown)))
+        cls._create(scope, vars_, condition=condition, ttl=ttl, rate=rate, **options)
 
-    def _repr_fields(self):
-        return super()._repr_fields() + [("vars", list(self.vars) or "all")]
+    def repr_fields(self):
+        return super().repr_fields() + [("vars", list(self.vars) or "all")]
 
 
 def _skip_empty(fn, special):
@@ -620,18 +515,17 @@ FP, LP, FD, LD, VD = FuncProfiler, LineProfiler, FuncDebugger, LineDebugger, Var
 
 def predefined():
     """The names a controller command can use without importing anything."""
-    from . import update
     return {
         "FP": FP, "FuncProfiler": FP, "LP": LP, "LineProfiler": LP,
         "FD": FD, "FuncDebugger": FD, "LD": LD, "LineDebugger": LD,
         "VD": VD, "VarDebugger": VD, "LU": LU, "UpdateBase": UpdateBase,
-        "Instrument": update.Instrument, "Redefine": update.Redefine,
+        "Instrument": Instrument, "Redefine": Redefine,
         "UpdateManager": UpdateManager, "UpdateError": UpdateError, "output": output,
     }
 
 
 def update_state():
     """Ids of the updates applied in this process, and of every update it knows."""
-    return {"active": sorted(u.id for u in UpdateManager._updates.values()
-                             if u.status == "applied"),
-            "known": sorted(UpdateManager._updates)}
+    known = UpdateManager.all()
+    return {"active": [u.id for u in known if u.is_active()],
+            "known": [u.id for u in known]}

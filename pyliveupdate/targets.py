@@ -16,6 +16,7 @@ the program ever runs while resolving.
 """
 import difflib
 import functools
+import importlib.util
 import inspect
 import os
 import site
@@ -23,10 +24,15 @@ import sys
 import sysconfig
 from types import CodeType, FunctionType, ModuleType
 
-__all__ = ["Target", "TargetError", "resolve", "CodeMatcher", "module_of_code"]
+from .updates import origin as _origin
+from .updates.origin import is_function_code
+from .updates.validation import UpdateError
+
+__all__ = ["Target", "TargetError", "ModuleNotImported", "resolve", "CodeMatcher",
+           "module_of_code", "importable"]
 
 
-class TargetError(ValueError):
+class TargetError(UpdateError):
     """A pattern that cannot be resolved; the message says what exists nearby."""
 
 
@@ -45,11 +51,13 @@ class Target:
 
     @property
     def qualname(self):
+        if _generated(self.code) and self.path:
+            return ".".join(self.path)     # exec'd for a class: named where it is found
         return self.code.co_qualname
 
     @property
     def name(self):
-        return "%s.%s" % (self.module, self.code.co_qualname)
+        return "%s.%s" % (self.module, self.qualname)
 
 
 # ---------------------------------------------------------------------------
@@ -60,7 +68,7 @@ _classmethod_func = classmethod.__dict__["__func__"].__get__
 _property_parts = [property.__dict__[n].__get__ for n in ("fget", "fset", "fdel")]
 
 
-def _wrapped(obj):
+def wrapped(obj):
     """``obj.__wrapped__`` as stored (instance dict or class dict), or None."""
     try:
         value = inspect.getattr_static(obj, "__wrapped__")
@@ -103,28 +111,40 @@ def _functions_of(value):
         return []
     if issubclass(kind, (type, ModuleType)) or not callable(value):
         return []
-    inner = _wrapped(value)     # lru_cache and other C wrappers made by functools.wraps
+    inner = wrapped(value)     # lru_cache and other C wrappers made by functools.wraps
     if type(inner) is FunctionType:
         return [innermost_function(inner)]
     return []
 
 
 def _nested_codes(code, path):
+    """(path, code) of the functions nested in ``code`` (through class bodies too)."""
     for const in code.co_consts:
         if type(const) is CodeType:
             sub = path + (const.co_name,)
-            yield sub, const
+            if is_function_code(const):
+                yield sub, const
             yield from _nested_codes(const, sub)
 
 
-def module_members(module):
-    """Every code object defined in ``module``: a list of Targets, aliases included."""
+def _generated(code):
+    """Code made by exec (dataclasses, attrs): its file name is a <placeholder>."""
+    return code.co_filename.startswith("<")
+
+
+def module_members(module, unreached=None):
+    """Every code object defined in ``module``: a list of Targets, aliases included.
+
+    Functions of the module's own classes count when their globals are the module's,
+    or when exec made them for the class (dataclasses, attrs: any file name). Members of
+    those classes that are callable but hold no Python code are listed in ``unreached``
+    as (dotted name, kind)."""
     modname = vars(module).get("__name__", "?")
     mdict = vars(module)
     found = []
     visited_classes = set()
 
-    def visit(path, value):
+    def visit(path, value, in_class):
         kind = type(value)
         if issubclass(kind, type):
             cdict = vars(value)
@@ -132,18 +152,37 @@ def module_members(module):
                 return
             visited_classes.add(id(value))
             for name, member in list(cdict.items()):
-                visit(path + (name,), member)
+                visit(path + (name,), member, True)
             return
-        for func in _functions_of(value):
-            if func.__globals__ is not mdict:
+        funcs = _functions_of(value)
+        if not funcs and in_class and unreached is not None and _opaque_callable(value):
+            unreached.append(("%s.%s" % (modname, ".".join(path)), kind.__name__))
+        for func in funcs:
+            if func.__globals__ is not mdict and not (in_class and _generated(func.__code__)):
                 continue       # imported from elsewhere: belongs to its own module
             found.append(Target(modname, path, func.__code__, func))
             for sub, code in _nested_codes(func.__code__, path):
                 found.append(Target(modname, sub, code, None))
 
     for name, value in list(mdict.items()):
-        visit((name,), value)
+        visit((name,), value, False)
     return found
+
+
+def _opaque_callable(value):
+    """A class member that can be called but has no Python code we could reach: a C
+    function, a functools.partial, an object of a C type with __call__."""
+    kind = type(value)
+    if issubclass(kind, (type, ModuleType, staticmethod, classmethod, property)):
+        return False
+    if kind is functools.cached_property:
+        return False
+    try:
+        call = inspect.getattr_static(value, "__call__", None)
+    except Exception:
+        return False
+    return call is not None and type(call) is not FunctionType and not any(
+        type(vars(k).get("__call__")) is FunctionType for k in kind.__mro__)
 
 
 # ---------------------------------------------------------------------------
@@ -214,19 +253,50 @@ def _split_pattern(pattern):
     return parts
 
 
+class ModuleNotImported(TargetError):
+    """The pattern names a module that is not imported yet but can be: the update can
+    wait for it (``module``)."""
+
+    def __init__(self, module, pattern):
+        self.module = module
+        super().__init__("module %s not imported yet" % module)
+
+
+def importable(name):
+    """Whether ``name`` could be imported, decided without importing or running any of
+    the program's modules: only when its parent package is imported already, through
+    the import system's finders (importlib.util.find_spec)."""
+    parent = name.rpartition(".")[0]
+    if parent and not isinstance(sys.modules.get(parent), ModuleType):
+        return False
+    if parent and not hasattr(sys.modules[parent], "__path__"):
+        return False          # a module's attribute, not a submodule
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
 def _find_module(parts, pattern):
-    """Longest imported module prefix -> (name, module, rest of the parts)."""
+    """Longest imported module prefix -> (name, module, rest of the parts). A module
+    that is not imported but importable raises ModuleNotImported."""
     for cut in range(len(parts), 0, -1):
         name = ".".join(parts[:cut])
         if "*" in name:
             continue
         module = sys.modules.get(name)
         if module is not None and isinstance(module, ModuleType):
-            return name, module, tuple(parts[cut:])
+            rest = tuple(parts[cut:])
+            if rest and "*" not in rest[0] and rest[0] not in vars(module) \
+                    and importable("%s.%s" % (name, rest[0])):
+                raise ModuleNotImported("%s.%s" % (name, rest[0]), pattern)
+            return name, module, rest
     first = parts[0]
     if "*" in first:
         raise TargetError("pattern %r: a wildcard can only follow a module name, or be a "
                           "leading '**'" % pattern)
+    if importable(first):
+        raise ModuleNotImported(first, pattern)
     close = difflib.get_close_matches(first, [m for m in sys.modules if "." not in m], n=5)
     hint = (" Imported modules with similar names: %s." % ", ".join(close)) if close else ""
     raise TargetError("module %r is not imported in this process, so %r matches nothing.%s"
@@ -259,8 +329,10 @@ def _explain_miss(modname, module, rest, members, pattern):
     if depth == 0:
         sub = sys.modules.get("%s.%s" % (modname, missing))
         if sub is None and hasattr(module, "__path__"):
-            return ("%r: no %r in module %s, and module %s.%s is not imported"
-                    % (pattern, missing, modname, modname, missing))
+            close = difflib.get_close_matches(missing, names, n=5)
+            return ("%r: no %r in module %s, and no module %s.%s to import%s"
+                    % (pattern, missing, modname, modname, missing,
+                       "; did you mean %s?" % ", ".join(close) if close else ""))
     close = difflib.get_close_matches(missing, names, n=5)
     msg = "%r: %s has no function, class or member %r" % (pattern, here, missing)
     if close:
@@ -295,21 +367,31 @@ def _resolve_exact(modname, module, rest):
         if not funcs:
             return None
         found = []
+        sub = path + tuple(rest[i + 1:])
         for func in funcs:
-            code, sub = func.__code__, path
-            for name in rest[i + 1:]:
-                code = next((c for c in code.co_consts
-                             if type(c) is CodeType and c.co_name == name), None)
-                if code is None:
-                    return None
-                sub += (name,)
-            found.append(Target(modname, sub, code, func if code is func.__code__ else None))
-        return found
+            codes = [func.__code__]
+            for name in rest[i + 1:]:      # every nested code of that name (two lambdas)
+                codes = [c for code in codes for c in code.co_consts
+                         if type(c) is CodeType and c.co_name == name]
+            found.extend(Target(modname, sub, code, func if code is func.__code__ else None)
+                         for code in codes)
+        return found or None
     return None
 
 
+class Resolution(list):
+    """The Targets of a pattern (a list), and what the pattern covers but cannot reach:
+    ``unreached`` = [(dotted name, kind)] (C functions, extension modules, ...)."""
+
+    def __init__(self, targets=(), unreached=(), later=False):
+        super().__init__(targets)
+        self.unreached = list(unreached)
+        self.later = later      # nothing yet, but the package's modules imported later count
+
+
 def resolve(pattern):
-    """Pattern -> list of Targets, one per distinct code object, in a stable order.
+    """Pattern -> Resolution (a list of Targets, one per distinct code object, in a
+    stable order: the static walk's finds first, then those found by origin).
 
     Raises TargetError (a ValueError) naming what exists nearby when nothing matches.
     """
@@ -333,28 +415,56 @@ def resolve(pattern):
             prefix = modname + "."
             modules += [(n, m) for n, m in sorted(sys.modules.items())
                         if n.startswith(prefix) and isinstance(m, ModuleType)]
-    if len(modules) == 1 and not any("*" in p for p in rest):
+    wildcard = any("*" in p for p in rest)
+    if len(modules) == 1 and not wildcard:
         found = _resolve_exact(modules[0][0], modules[0][1], rest)
         if found:
-            return found
-    targets, seen = [], set()
+            return Resolution(found)
+    targets, seen, unreached = [], set(), []
     members_by_module = []
     for modname, module in modules:
-        members = module_members(module)
+        members = module_members(module, unreached)
         members_by_module.append((modname, module, members))
         for member in members:
             if id(member.code) in seen or not _glob(rest, member.path):
                 continue
             seen.add(id(member.code))
             targets.append(member)
+    # Then by origin: functions compiled from these modules' files that the walk above
+    # cannot name (lambdas in defaults and containers, decorator objects, descriptors).
+    for modname, code, func in _origin.scan(_origin.module_files(modules)):
+        path = code_path(code)
+        if id(code) not in seen and _glob(rest, path):
+            seen.add(id(code))
+            targets.append(Target(modname, path, code, func))
+    if wildcard:
+        unreached += [(name, "extension module") for name in _origin.extension_modules(modules)]
+    unreached = [(name, kind) for name, kind in unreached if _glob(rest, _dotted_path(name, modules))]
+    if not targets and rest == ("**",) and hasattr(modules[0][1], "__path__") \
+            and parts[0] != "**":
+        return Resolution((), unreached, later=True)   # a package whose modules come later
     if not targets:
-        if len(members_by_module) == 1 and not any("*" in p for p in rest):
+        if len(members_by_module) == 1 and not wildcard:
             modname, module, members = members_by_module[0]
             raise TargetError(_explain_miss(modname, module, rest, members, pattern))
-        raise TargetError("%r matches no function in %s" % (
+        raise TargetError("%r matches no function in %s%s" % (
             pattern, ", ".join(m for m, _, _ in members_by_module[:5])
-            + (", ..." if len(members_by_module) > 5 else "")))
-    return targets
+            + (", ..." if len(members_by_module) > 5 else ""), _unreached_text(unreached)))
+    return Resolution(targets, unreached)
+
+
+def _dotted_path(name, modules):
+    """The attribute path below its module of a dotted name from ``unreached``."""
+    best = max((m for m, _ in modules if name == m or name.startswith(m + ".")), key=len,
+               default="")
+    return tuple(name[len(best) + 1:].split(".")) if name != best else ("*",)
+
+
+def _unreached_text(unreached):
+    if not unreached:
+        return ""
+    return " (it covers only code it cannot reach: %s)" % ", ".join(
+        "%s: %s" % u for u in unreached[:10])
 
 
 def code_path(code):
@@ -421,6 +531,8 @@ class CodeMatcher:
         return options
 
     def __call__(self, code):
+        if not is_function_code(code):
+            return None
         modname = module_of_code(code)
         if modname is None:
             return None

@@ -23,9 +23,9 @@ def run_script(source, timeout=60, env=None, prelude=""):
     return proc.stdout
 
 
-def run_json(source, timeout=60, prelude=""):
+def run_json(source, timeout=60, prelude="", env=None):
     """Run ``source``; its last stdout line is JSON: return it decoded (and the rest)."""
-    out = run_script(source, timeout=timeout, prelude=prelude)
+    out = run_script(source, timeout=timeout, prelude=prelude, env=env)
     lines = out.strip().splitlines()
     assert lines, "script printed nothing"
     return json.loads(lines[-1]), "\n".join(lines[:-1])

@@ -174,7 +174,7 @@ def test_bad_input_changes_nothing(tmp_path):
     ''')
     errors = result["errors"]
     assert None not in errors, errors
-    assert "9999" in errors[0] and "its lines are" in errors[0]
+    assert "9999" in errors[0] and "lines with code" in errors[0]
     assert "code object" in errors[1]
     assert "Request" in errors[2]
     assert "source must be one of" in errors[3]

@@ -322,10 +322,13 @@ def test_ids_statuses_listing_and_id_blocks():
         UpdateManager.apply_update(a); UpdateManager.apply_update(b)
         UpdateManager.apply_update(b)                # already applied: refused, unchanged
         LU.revert(100)
-        LU.revert(100)
+        try:
+            LU.revert(100)                           # not applied: printed, then raised
+        except ValueError as e:
+            assert str(e) == 'not reverted: 100'
         UpdateManager.revert_update(555)
         LU.apply([100])
-        listing = LU.ls()
+        listing = UpdateManager.ls()
         print(json.dumps([[u.id for u in (a, b, c, d)], blk.used, a.status, c.status,
                           [x['id'] for x in listing], a.describe()]))
     """)
@@ -342,14 +345,14 @@ def test_ids_statuses_listing_and_id_blocks():
 
 ATOMIC_SCRIPT = """
     import json, sys, threading, operator, shop
-    from pyliveupdate import update as U
+    from pyliveupdate.updates import commit as U
     from pyliveupdate.update import Redefine, UpdateManager
     if %(break_it)r:                             # control: a swap that is not atomic
         def slow_swap(sets, deletes=()):
             import time
             for obj, name, value in sets:
                 setattr(obj, name, value); time.sleep(0)
-        U._swap = slow_swap
+        U.swap = slow_swap
     sys.setswitchinterval(0.0001)
     funcs = (shop.part_a, shop.part_b, shop.part_c)
     originals = tuple(f.__code__ for f in funcs)

@@ -1,0 +1,7 @@
+from late_pkg import IMPORTED
+
+IMPORTED.append("models")
+
+
+def save(obj):
+    return obj
