@@ -1,4 +1,5 @@
-"""Helpers for the pylu-processlogs tests: synthetic event streams and a headless browser."""
+"""Helpers for the pylu-processlogs tests: synthetic event streams, a recorded workload with
+cProfile's counts for reference, and a headless browser."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import time
 
 from pyliveupdate_controller.processlogs.aggregate import build_process, consume
@@ -24,8 +26,9 @@ def pack(kind: int, thread: int, ts: int, code: int, line: int = 0) -> bytes:
 class Trace:
     """A synthetic log: events plus the metadata records that describe them."""
 
-    def __init__(self, pid: int = 4242):
+    def __init__(self, pid: int = 4242, start_unix_ns: int = 1_700_000_000_000_000_000):
         self.pid = pid
+        self.start_unix_ns = start_unix_ns
         self.events: list[bytes] = []
         self.metas: list[tuple] = []
 
@@ -55,11 +58,14 @@ class Trace:
 
     def process(self, start_ns=None, end_ns=None, per_chunk: int = 1000):
         builder, meta = consume(self.chunks(per_chunk), start_ns=start_ns, end_ns=end_ns)
-        return build_process(builder, meta, pid=self.pid, path="synthetic.pylog",
-                             header={"pid": self.pid, "argv": ["synthetic"]})
+        proc = build_process(builder, meta, pid=self.pid, path="synthetic.pylog",
+                             header={"pid": self.pid, "argv": ["synthetic"],
+                                     "start_unix_ns": self.start_unix_ns})
+        proc.source = lambda: self.chunks(per_chunk)
+        return proc
 
     def report(self, **kw) -> Report:
-        return Report([self.process(**kw)])
+        return Report([self.process(**kw)], window=(kw.get("start_ns"), kw.get("end_ns")))
 
 
 def find(node, *path):
@@ -262,3 +268,105 @@ def web_trace():
         ts += 120_000_000
     t.ev(CALL, 0, 4, thread=1).ev(RETURN, 5_000_000, 4, thread=1)
     return t
+
+
+# ---- a real workload, recorded and profiled by cProfile for reference ----
+
+CLI = [sys.executable, "-m", "pyliveupdate_controller.processlogs"]
+
+WORKLOAD = r'''
+import json, sys, time
+
+class Shape:
+    def __init__(self, n):
+        self.n = n
+
+    def area(self):
+        total = 0
+        for i in range(self.n):
+            total += i * i
+        return total
+
+class Square(Shape):
+    def __init__(self, n):
+        super().__init__(n)
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def fail(i):
+    if i % 3 == 0:
+        raise ValueError(i)
+    return i
+
+def work(rounds):
+    total = 0
+    for r in range(rounds):
+        s = Square(300) if r % 2 else Shape(200)  # LINE-A
+        total += s.area()
+        total += fib(9)  # LINE-B
+        try:
+            total += fail(r)
+        except ValueError:
+            pass
+        time.sleep(0.002)
+    return total
+
+FUNCS = [work, fib, fail, Shape.__init__, Square.__init__, Shape.area]
+ROUNDS = 30
+
+def line_of(marker):
+    src = open(__file__).read().splitlines()
+    return next(i for i, text in enumerate(src, 1) if text.rstrip().endswith(marker))
+
+if sys.argv[1] == "cprofile":
+    import cProfile, pstats
+    prof = cProfile.Profile()
+    prof.enable()
+    work(ROUNDS)
+    prof.disable()
+    by_line = {f.__code__.co_firstlineno: f.__qualname__ for f in FUNCS}
+    counts = {by_line[line]: nc
+              for (fname, line, name), (cc, nc, tt, ct, callers) in pstats.Stats(prof).stats.items()
+              if fname == __file__ and line in by_line}
+    print(json.dumps(counts))
+else:
+    from pyliveupdate import engine, _engine
+    path = _engine.recorder_start(sys.argv[2])
+    lines = frozenset({line_of("# LINE-A"), line_of("# LINE-B")})
+    for f in FUNCS:
+        req = engine.Request(func_timing=True, timing_lines=lines if f is work else frozenset())
+        engine.arm(1, f.__code__, req, module="__main__", qualname=f.__qualname__)
+    t0_unix = time.time_ns()
+    t0 = time.perf_counter_ns()
+    work(ROUNDS)
+    wall = time.perf_counter_ns() - t0
+    t1_unix = time.time_ns()
+    engine.disarm(1)
+    _engine.recorder_stop()
+    print(json.dumps({"path": path, "wall": wall, "lines": sorted(lines),
+                      "work_unix": [t0_unix, t1_unix]}))
+'''
+
+
+def profile_workload(tmp) -> dict:
+    """Run WORKLOAD recorded and under cProfile in subprocesses, then pylu-processlogs
+    --format all on its log: {"info", "cprofile", "out", "cli", "logs", "script"}."""
+    script = tmp / "workload.py"
+    script.write_text(WORKLOAD)
+    logs = tmp / "logs"
+    logs.mkdir(mode=0o700)
+    env = dict(os.environ, PYLU_LOG_DIR=str(logs))
+    run = subprocess.run([sys.executable, str(script), "record", str(logs)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    info = json.loads(run.stdout.splitlines()[-1])
+    ref = subprocess.run([sys.executable, str(script), "cprofile"], capture_output=True,
+                         text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp / "out"
+    cli = subprocess.run(CLI + ["-i", info["path"], "-o", str(out), "--format", "all"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    return {"info": info, "cprofile": json.loads(ref.stdout), "out": out, "cli": cli,
+            "logs": logs, "script": script}
