@@ -252,3 +252,15 @@ def test_a_log_without_events_renders_everywhere():
     ET.fromstring(outputs["svg"])
     assert json.loads(outputs["json"])["processes"][0]["threads"] == []
     assert not [e for e in json.loads(outputs["perfetto"])["traceEvents"] if e["ph"] == "X"]
+
+
+def test_flamegraph_labels_cut_the_module_path_and_keep_the_functions_own_name():
+    from pyliveupdate_controller.processlogs.render_svg import fit_label
+    name = "django.core.handlers.exception.convert_exception_to_response.<locals>.inner"
+    assert fit_label(name, 200) == name
+    assert fit_label(name, 55) == "\u2026exception.convert_exception_to_response.<locals>.inner"
+    assert fit_label(name, 30) == "\u2026<locals>.inner"
+    assert fit_label(name, 6) == "\u2026inner"
+    assert fit_label(name, 4) == "inn\u2026"          # only then the own name is cut
+    assert fit_label(name, 2) == ""
+    assert fit_label("plain_function_name", 10) == "plain_fun\u2026"

@@ -168,7 +168,7 @@ class _ProcessTimeline:
         if note:
             args["note"] = note
         self.emit(thread, "line %d" % f.line, f.line_start, ts, "line",
-                  ',"args":' + json.dumps(args, ensure_ascii=False) + "}")
+                  ',"args":' + json.dumps(args, ensure_ascii=False))
         f.line = 0
 
     def close_frame(self, thread: int, f: _Frame, ts: int, note: str = "") -> None:
@@ -263,9 +263,14 @@ def write_perfetto(report: Report, out, max_slices: int = DEFAULT_MAX_SLICES) ->
                                     share)
         for events, metas in proc.source():
             for m in metas:
-                timeline.meta(m)
+                if m[0] != "drop":
+                    timeline.meta(m)
             if events and not timeline.feed(events):
                 break
+            # as aggregate.consume: the gap fell somewhere in this chunk; close after it
+            for m in metas:
+                if m[0] == "drop":
+                    timeline.meta(m)
         timeline.finish()
         if timeline.capped_at is not None:
             notes.append("--max-slices %d: process %d drawn up to %.3f s of its log only; later "
