@@ -463,9 +463,13 @@ message Mapping {
   int64 filename = 5; int64 build_id = 6; bool has_functions = 7; bool has_filenames = 8;
   bool has_line_numbers = 9; bool has_inline_frames = 10;
 }
-message Location { uint64 id = 1; uint64 mapping_id = 2; uint64 address = 3; repeated Line line = 4; bool is_folded = 5; }
+message Location {
+  uint64 id = 1; uint64 mapping_id = 2; uint64 address = 3; repeated Line line = 4; bool is_folded = 5;
+}
 message Line { uint64 function_id = 1; int64 line = 2; }
-message Function { uint64 id = 1; int64 name = 2; int64 system_name = 3; int64 filename = 4; int64 start_line = 5; }
+message Function {
+  uint64 id = 1; int64 name = 2; int64 system_name = 3; int64 filename = 4; int64 start_line = 5;
+}
 """
 
 _profile_module = None
