@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         logs = find_logs(inputs)
         report = build_report(logs, args)
     except LogError as exc:
-        print("pylu-processlogs: error: %s" % exc, file=sys.stderr)
+        hint = "" if args.input else (" (the default log directory; PYLU_LOG_DIR or -i "
+                                      "chooses another)")
+        print("pylu-processlogs: error: %s%s" % (exc, hint), file=sys.stderr)
         return 2
     if not report.processes:
         print("pylu-processlogs: error: no process left after the filters", file=sys.stderr)
