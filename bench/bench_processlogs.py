@@ -94,8 +94,8 @@ def metas():
     return out
 
 
-def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
-    """Seconds to aggregate n_events and render the summary; returns (seconds, events)."""
+def repeated(chunk: bytes, n_events: int):
+    """(a function yielding about n_events as chunks, the exact number of events)."""
     per = len(chunk) // WIRE.size
     reps = max(1, n_events // per)
 
@@ -104,13 +104,19 @@ def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
         for _ in range(reps - 1):
             yield chunk, []
 
+    return chunks, reps * per
+
+
+def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
+    """Seconds to aggregate n_events and render the summary; returns (seconds, events)."""
+    chunks, n = repeated(chunk, n_events)
     t0 = time.perf_counter()
     builder, meta = consume(chunks())
     proc = build_process(builder, meta, pid=1, path="bench", header={"pid": 1})
     text = render_summary(Report([proc]))
     elapsed = time.perf_counter() - t0
-    assert proc.events == reps * per and "app.mod1.func1" in text
-    return elapsed, reps * per
+    assert proc.events == n and "app.mod1.func1" in text
+    return elapsed, n
 
 
 class _CountingSink:
@@ -125,14 +131,7 @@ class _CountingSink:
 
 def run_timeline(chunk: bytes, n_events: int) -> dict:
     """Seconds to turn n_events into the Perfetto timeline (no cap), and to encode pprof."""
-    per = len(chunk) // WIRE.size
-    reps = max(1, n_events // per)
-
-    def chunks():
-        yield chunk, metas()
-        for _ in range(reps - 1):
-            yield chunk, []
-
+    chunks, n = repeated(chunk, n_events)
     builder, meta = consume(chunks())
     proc = build_process(builder, meta, pid=1, path="bench",
                          header={"pid": 1, "start_unix_ns": 0})
@@ -145,8 +144,8 @@ def run_timeline(chunk: bytes, n_events: int) -> dict:
     t0 = time.perf_counter()
     pprof = render_pprof(report)[""]
     pprof_s = time.perf_counter() - t0
-    return {"events": reps * per, "timeline_seconds": timeline_s,
-            "timeline_events_per_s": reps * per / timeline_s, "timeline_chars": sink.chars,
+    return {"events": n, "timeline_seconds": timeline_s,
+            "timeline_events_per_s": n / timeline_s, "timeline_chars": sink.chars,
             "pprof_seconds": pprof_s, "pprof_bytes": len(pprof)}
 
 
