@@ -1,5 +1,7 @@
 """Processing speed of pylu-processlogs: events per second into the summary, and peak
-memory against the number of events (it should stay flat: aggregation is streaming).
+memory against the number of events (it should stay flat: aggregation is streaming);
+events per second into the Perfetto timeline (Python: every call becomes a slice) and the
+time to encode the pprof profile.
 
     python bench/bench_processlogs.py [--events N] [--rounds R] [--quick] [--json]
 
@@ -27,6 +29,8 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 from pyliveupdate import _engine  # noqa: E402
 from pyliveupdate_controller.processlogs.aggregate import build_process, consume  # noqa: E402
 from pyliveupdate_controller.processlogs.model import Report  # noqa: E402
+from pyliveupdate_controller.processlogs.render_perfetto import write_perfetto  # noqa: E402
+from pyliveupdate_controller.processlogs.render_pprof import render_pprof  # noqa: E402
 from pyliveupdate_controller.processlogs.render_summary import render_summary  # noqa: E402
 
 WIRE = struct.Struct("<qIIIHH")
@@ -90,8 +94,8 @@ def metas():
     return out
 
 
-def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
-    """Seconds to aggregate n_events and render the summary; returns (seconds, events)."""
+def repeated(chunk: bytes, n_events: int):
+    """(a function yielding about n_events as chunks, the exact number of events)."""
     per = len(chunk) // WIRE.size
     reps = max(1, n_events // per)
 
@@ -100,13 +104,49 @@ def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
         for _ in range(reps - 1):
             yield chunk, []
 
+    return chunks, reps * per
+
+
+def run_summary(chunk: bytes, n_events: int) -> tuple[float, int]:
+    """Seconds to aggregate n_events and render the summary; returns (seconds, events)."""
+    chunks, n = repeated(chunk, n_events)
     t0 = time.perf_counter()
     builder, meta = consume(chunks())
     proc = build_process(builder, meta, pid=1, path="bench", header={"pid": 1})
     text = render_summary(Report([proc]))
     elapsed = time.perf_counter() - t0
-    assert proc.events == reps * per and "app.mod1.func1" in text
-    return elapsed, reps * per
+    assert proc.events == n and "app.mod1.func1" in text
+    return elapsed, n
+
+
+class _CountingSink:
+    """A text stream that only counts what is written."""
+
+    def __init__(self):
+        self.chars = 0
+
+    def write(self, text: str) -> None:
+        self.chars += len(text)
+
+
+def run_timeline(chunk: bytes, n_events: int) -> dict:
+    """Seconds to turn n_events into the Perfetto timeline (no cap), and to encode pprof."""
+    chunks, n = repeated(chunk, n_events)
+    builder, meta = consume(chunks())
+    proc = build_process(builder, meta, pid=1, path="bench",
+                         header={"pid": 1, "start_unix_ns": 0})
+    proc.source = chunks
+    report = Report([proc])
+    sink = _CountingSink()
+    t0 = time.perf_counter()
+    write_perfetto(report, sink, max_slices=1 << 40)
+    timeline_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pprof = render_pprof(report)[""]
+    pprof_s = time.perf_counter() - t0
+    return {"events": n, "timeline_seconds": timeline_s,
+            "timeline_events_per_s": n / timeline_s, "timeline_chars": sink.chars,
+            "pprof_seconds": pprof_s, "pprof_bytes": len(pprof)}
 
 
 def peak_rss_child(n_events: int) -> int:
@@ -164,6 +204,7 @@ def main() -> int:
     sizes = [args.events // 10, args.events, args.events * 4]
     memory = {n: peak_rss_child(n) for n in sizes}
     real = real_log_rate(min(args.events, 5_000_000))
+    timelines = [run_timeline(chunk, min(args.events, 1_000_000)) for _ in range(args.rounds)]
     result = {
         "events_per_round": args.events,
         "summary_events_per_s_median": statistics.median(rates),
@@ -173,6 +214,10 @@ def main() -> int:
         "peak_rss_growth_ratio": memory[sizes[-1]] / memory[sizes[0]],
         "real_log": real,
         "target_events_per_s": 5_000_000,
+        "timeline_events_per_s_median": statistics.median(
+            t["timeline_events_per_s"] for t in timelines),
+        "timeline_chars_per_event": timelines[0]["timeline_chars"] / timelines[0]["events"],
+        "pprof_seconds_median": statistics.median(t["pprof_seconds"] for t in timelines),
     }
     if args.json:
         print(json.dumps(result, indent=1))
@@ -186,6 +231,10 @@ def main() -> int:
     for n, kib in memory.items():
         print("  %12d  %10d" % (n, kib))
     print("  growth x%.3f for x%d events" % (result["peak_rss_growth_ratio"], sizes[-1] // sizes[0]))
+    print("perfetto timeline: median %.2f M events/s (%.0f chars of JSON per event); pprof "
+          "encode %.1f ms" % (result["timeline_events_per_s_median"] / 1e6,
+                              result["timeline_chars_per_event"],
+                              result["pprof_seconds_median"] * 1e3))
     if real is None:
         print("real log round trip: skipped (this build has no recorder/LogReader)")
     else:

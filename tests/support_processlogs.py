@@ -1,4 +1,5 @@
-"""Helpers for the pylu-processlogs tests: synthetic event streams and a headless browser."""
+"""Helpers for the pylu-processlogs tests: synthetic event streams, a recorded workload with
+cProfile's counts for reference, and a headless browser."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import time
 
 from pyliveupdate_controller.processlogs.aggregate import build_process, consume
@@ -24,8 +26,9 @@ def pack(kind: int, thread: int, ts: int, code: int, line: int = 0) -> bytes:
 class Trace:
     """A synthetic log: events plus the metadata records that describe them."""
 
-    def __init__(self, pid: int = 4242):
+    def __init__(self, pid: int = 4242, start_unix_ns: int = 1_700_000_000_000_000_000):
         self.pid = pid
+        self.start_unix_ns = start_unix_ns
         self.events: list[bytes] = []
         self.metas: list[tuple] = []
 
@@ -55,11 +58,14 @@ class Trace:
 
     def process(self, start_ns=None, end_ns=None, per_chunk: int = 1000):
         builder, meta = consume(self.chunks(per_chunk), start_ns=start_ns, end_ns=end_ns)
-        return build_process(builder, meta, pid=self.pid, path="synthetic.pylog",
-                             header={"pid": self.pid, "argv": ["synthetic"]})
+        proc = build_process(builder, meta, pid=self.pid, path="synthetic.pylog",
+                             header={"pid": self.pid, "argv": ["synthetic"],
+                                     "start_unix_ns": self.start_unix_ns})
+        proc.source = lambda: self.chunks(per_chunk)
+        return proc
 
     def report(self, **kw) -> Report:
-        return Report([self.process(**kw)])
+        return Report([self.process(**kw)], window=(kw.get("start_ns"), kw.get("end_ns")))
 
 
 def find(node, *path):
@@ -262,3 +268,255 @@ def web_trace():
         ts += 120_000_000
     t.ev(CALL, 0, 4, thread=1).ev(RETURN, 5_000_000, 4, thread=1)
     return t
+
+
+# ---- a real workload, recorded and profiled by cProfile for reference ----
+
+CLI = [sys.executable, "-m", "pyliveupdate_controller.processlogs"]
+
+WORKLOAD = r'''
+import json, sys, time
+
+class Shape:
+    def __init__(self, n):
+        self.n = n
+
+    def area(self):
+        total = 0
+        for i in range(self.n):
+            total += i * i
+        return total
+
+class Square(Shape):
+    def __init__(self, n):
+        super().__init__(n)
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def fail(i):
+    if i % 3 == 0:
+        raise ValueError(i)
+    return i
+
+def work(rounds):
+    total = 0
+    for r in range(rounds):
+        s = Square(300) if r % 2 else Shape(200)  # LINE-A
+        total += s.area()
+        total += fib(9)  # LINE-B
+        try:
+            total += fail(r)
+        except ValueError:
+            pass
+        time.sleep(0.002)
+    return total
+
+FUNCS = [work, fib, fail, Shape.__init__, Square.__init__, Shape.area]
+ROUNDS = 30
+
+def line_of(marker):
+    src = open(__file__).read().splitlines()
+    return next(i for i, text in enumerate(src, 1) if text.rstrip().endswith(marker))
+
+if sys.argv[1] == "cprofile":
+    import cProfile, pstats
+    prof = cProfile.Profile()
+    prof.enable()
+    work(ROUNDS)
+    prof.disable()
+    by_line = {f.__code__.co_firstlineno: f.__qualname__ for f in FUNCS}
+    counts = {by_line[line]: nc
+              for (fname, line, name), (cc, nc, tt, ct, callers) in pstats.Stats(prof).stats.items()
+              if fname == __file__ and line in by_line}
+    print(json.dumps(counts))
+else:
+    from pyliveupdate import engine, _engine
+    path = _engine.recorder_start(sys.argv[2])
+    lines = frozenset({line_of("# LINE-A"), line_of("# LINE-B")})
+    for f in FUNCS:
+        req = engine.Request(func_timing=True, timing_lines=lines if f is work else frozenset())
+        engine.arm(1, f.__code__, req, module="__main__", qualname=f.__qualname__)
+    t0_unix = time.time_ns()
+    t0 = time.perf_counter_ns()
+    work(ROUNDS)
+    wall = time.perf_counter_ns() - t0
+    t1_unix = time.time_ns()
+    engine.disarm(1)
+    _engine.recorder_stop()
+    print(json.dumps({"path": path, "wall": wall, "lines": sorted(lines),
+                      "work_unix": [t0_unix, t1_unix]}))
+'''
+
+
+def profile_workload(tmp) -> dict:
+    """Run WORKLOAD recorded and under cProfile in subprocesses, then pylu-processlogs
+    --format all on its log: {"info", "cprofile", "out", "cli", "logs", "script"}."""
+    script = tmp / "workload.py"
+    script.write_text(WORKLOAD)
+    logs = tmp / "logs"
+    logs.mkdir(mode=0o700)
+    env = dict(os.environ, PYLU_LOG_DIR=str(logs))
+    run = subprocess.run([sys.executable, str(script), "record", str(logs)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    info = json.loads(run.stdout.splitlines()[-1])
+    ref = subprocess.run([sys.executable, str(script), "cprofile"], capture_output=True,
+                         text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp / "out"
+    cli = subprocess.run(CLI + ["-i", info["path"], "-o", str(out), "--format", "all"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    return {"info": info, "cprofile": json.loads(ref.stdout), "out": out, "cli": cli,
+            "logs": logs, "script": script}
+
+
+# ---- Chrome trace-event format: what ui.perfetto.dev and chrome://tracing accept ----
+
+PHASE_FIELDS = {"X": ("name", "pid", "tid", "ts", "dur"), "i": ("name", "pid", "ts", "s"),
+                "M": ("name", "pid", "args")}
+METADATA_NAMES = {"process_name", "process_labels", "thread_name", "process_sort_index",
+                  "thread_sort_index"}
+
+
+def check_trace_events(doc: dict) -> list[dict]:
+    """Validate a parsed trace against the trace-event format (JSON object form) and check
+    that complete slices nest per thread; returns the slices ("ph": "X")."""
+    assert isinstance(doc, dict) and isinstance(doc["traceEvents"], list)
+    slices = []
+    for ev in doc["traceEvents"]:
+        ph = ev.get("ph")
+        assert ph in PHASE_FIELDS, ev
+        for key in PHASE_FIELDS[ph]:
+            assert key in ev, (key, ev)
+        assert isinstance(ev["name"], str) and isinstance(ev["pid"], int)
+        if "tid" in ev:
+            assert isinstance(ev["tid"], int), ev
+        if ph == "M":
+            assert ev["name"] in METADATA_NAMES, ev
+        if ph == "i":
+            assert ev["s"] in ("g", "p", "t"), ev
+        if ph in ("X", "i"):
+            assert isinstance(ev["ts"], (int, float)) and ev["ts"] >= 0, ev
+        if "args" in ev:
+            assert isinstance(ev["args"], dict), ev
+        if ph == "X":
+            assert isinstance(ev["dur"], (int, float)) and ev["dur"] >= 0, ev
+            slices.append(ev)
+    check_nesting(slices)
+    return slices
+
+
+def _ns(us) -> int:
+    """Exact ns of a µs value written with three decimals."""
+    return round(us * 1000)
+
+
+def check_nesting(slices: list[dict]) -> None:
+    """Slices of one thread either nest or do not overlap (what a timeline can draw)."""
+    by_thread: dict[tuple, list] = {}
+    for ev in slices:
+        by_thread.setdefault((ev["pid"], ev["tid"]), []).append(
+            (_ns(ev["ts"]), -_ns(ev["dur"]), ev))
+    for key, items in by_thread.items():
+        items.sort(key=lambda item: (item[0], item[1]))
+        open_ends: list[int] = []
+        for start, neg_dur, ev in items:
+            end = start - neg_dur
+            while open_ends and open_ends[-1] <= start:
+                open_ends.pop()
+            assert not open_ends or end <= open_ends[-1], (
+                "slice %s [%d, %d] overlaps its parent ending at %d on %s"
+                % (ev["name"], start, end, open_ends[-1], key))
+            open_ends.append(end)
+
+
+# ---- an independent pprof reader: Google's protobuf runtime on profile.proto ----
+
+# The messages of perftools.profiles (github.com/google/pprof, proto/profile.proto) that we
+# write, with their field numbers; compiled by grpcio-tools' protoc at test time.
+PROFILE_PROTO = """
+syntax = "proto3";
+package perftools.profiles;
+message Profile {
+  repeated ValueType sample_type = 1;
+  repeated Sample sample = 2;
+  repeated Mapping mapping = 3;
+  repeated Location location = 4;
+  repeated Function function = 5;
+  repeated string string_table = 6;
+  int64 drop_frames = 7;
+  int64 keep_frames = 8;
+  int64 time_nanos = 9;
+  int64 duration_nanos = 10;
+  ValueType period_type = 11;
+  int64 period = 12;
+  repeated int64 comment = 13;
+  int64 default_sample_type = 14;
+}
+message ValueType { int64 type = 1; int64 unit = 2; }
+message Sample { repeated uint64 location_id = 1; repeated int64 value = 2; repeated Label label = 3; }
+message Label { int64 key = 1; int64 str = 2; int64 num = 3; int64 num_unit = 4; }
+message Mapping {
+  uint64 id = 1; uint64 memory_start = 2; uint64 memory_limit = 3; uint64 file_offset = 4;
+  int64 filename = 5; int64 build_id = 6; bool has_functions = 7; bool has_filenames = 8;
+  bool has_line_numbers = 9; bool has_inline_frames = 10;
+}
+message Location {
+  uint64 id = 1; uint64 mapping_id = 2; uint64 address = 3; repeated Line line = 4; bool is_folded = 5;
+}
+message Line { uint64 function_id = 1; int64 line = 2; }
+message Function {
+  uint64 id = 1; int64 name = 2; int64 system_name = 3; int64 filename = 4; int64 start_line = 5;
+}
+"""
+
+_profile_module = None
+
+
+def profile_proto_module(tmp_dir):
+    """profile_pb2, generated once per test session into `tmp_dir`."""
+    global _profile_module
+    if _profile_module is None:
+        import importlib.util
+
+        from grpc_tools import protoc
+        proto = os.path.join(tmp_dir, "profile.proto")
+        with open(proto, "w") as f:
+            f.write(PROFILE_PROTO)
+        assert protoc.main(["protoc", "-I" + str(tmp_dir), "--python_out=" + str(tmp_dir),
+                            proto]) == 0
+        spec = importlib.util.spec_from_file_location(
+            "profile_pb2", os.path.join(tmp_dir, "profile_pb2.py"))
+        _profile_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_profile_module)
+    return _profile_module
+
+
+def decode_pprof(data: bytes, tmp_dir) -> dict:
+    """A gzipped profile read by the protobuf runtime, resolved into plain Python:
+    {"types": [(type, unit)], "samples": [(stack of names leaf first, values, labels)],
+     "comments", "default", "functions": {name: (file, start_line)}, "time", "duration"}."""
+    import gzip
+    pb = profile_proto_module(tmp_dir).Profile()
+    pb.ParseFromString(gzip.decompress(data))
+    s = pb.string_table
+    assert s[0] == ""
+    funcs = {f.id: f for f in pb.function}
+    locs = {loc.id: loc for loc in pb.location}
+    mapping_ids = {m.id for m in pb.mapping}
+    samples = []
+    for sample in pb.sample:
+        stack = []
+        for loc_id in sample.location_id:
+            loc = locs[loc_id]
+            assert loc.mapping_id in mapping_ids
+            stack.extend(s[funcs[line.function_id].name] for line in loc.line)
+        labels = {s[lb.key]: (s[lb.str] if lb.str else lb.num) for lb in sample.label}
+        samples.append((tuple(stack), list(sample.value), labels))
+    return {"types": [(s[t.type], s[t.unit]) for t in pb.sample_type], "samples": samples,
+            "comments": [s[c] for c in pb.comment], "default": s[pb.default_sample_type],
+            "functions": {s[f.name]: (s[f.filename], f.start_line) for f in pb.function},
+            "time": pb.time_nanos, "duration": pb.duration_nanos,
+            "period_type": (s[pb.period_type.type], s[pb.period_type.unit])}

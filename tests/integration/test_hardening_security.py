@@ -271,7 +271,7 @@ def _record_with(log_dir, tmp_path):
     out = subprocess.run([PYTHON, "-c", RECORD], capture_output=True, text=True, timeout=60,
                          env=python_env(PYLU_LOG_DIR=log_dir, XDG_RUNTIME_DIR=str(xdg)))
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip(), out.stderr, str(xdg / "pyliveupdate")
+    return out.stdout.strip(), out.stderr, str(xdg / "pylu-logs")
 
 
 @pytest.mark.parametrize("attack", ["symlink to the attacker's directory",

@@ -28,3 +28,12 @@ def test_unknown_format_and_bad_window_are_refused(tmp_path):
     assert out.returncode == 2 and "unknown format 'pdf'" in out.stderr
     out = run("-i", str(tmp_path), "--start", "5", "--end", "1")
     assert out.returncode == 2 and "--start must not be after --end" in out.stderr
+
+
+def test_no_logs_in_the_default_directory_says_it_is_the_default(tmp_path):
+    import os
+    env = dict(os.environ, PYLU_LOG_DIR=str(tmp_path / "none"), HOME=str(tmp_path),
+               XDG_RUNTIME_DIR="")
+    out = subprocess.run(CLI, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert str(tmp_path / "none") in out.stderr and "the default log directory" in out.stderr

@@ -9,109 +9,17 @@ import sys
 
 import pytest
 
-CLI = [sys.executable, "-m", "pyliveupdate_controller.processlogs"]
-
-WORKLOAD = r'''
-import json, sys, time
-
-class Shape:
-    def __init__(self, n):
-        self.n = n
-
-    def area(self):
-        total = 0
-        for i in range(self.n):
-            total += i * i
-        return total
-
-class Square(Shape):
-    def __init__(self, n):
-        super().__init__(n)
-
-def fib(n):
-    return n if n < 2 else fib(n - 1) + fib(n - 2)
-
-def fail(i):
-    if i % 3 == 0:
-        raise ValueError(i)
-    return i
-
-def work(rounds):
-    total = 0
-    for r in range(rounds):
-        s = Square(300) if r % 2 else Shape(200)  # LINE-A
-        total += s.area()
-        total += fib(9)  # LINE-B
-        try:
-            total += fail(r)
-        except ValueError:
-            pass
-        time.sleep(0.002)
-    return total
-
-FUNCS = [work, fib, fail, Shape.__init__, Square.__init__, Shape.area]
-ROUNDS = 30
-
-def line_of(marker):
-    src = open(__file__).read().splitlines()
-    return next(i for i, text in enumerate(src, 1) if text.rstrip().endswith(marker))
-
-if sys.argv[1] == "cprofile":
-    import cProfile, pstats
-    prof = cProfile.Profile()
-    prof.enable()
-    work(ROUNDS)
-    prof.disable()
-    by_line = {f.__code__.co_firstlineno: f.__qualname__ for f in FUNCS}
-    counts = {by_line[line]: nc
-              for (fname, line, name), (cc, nc, tt, ct, callers) in pstats.Stats(prof).stats.items()
-              if fname == __file__ and line in by_line}
-    print(json.dumps(counts))
-else:
-    from pyliveupdate import engine, _engine
-    path = _engine.recorder_start(sys.argv[2])
-    lines = frozenset({line_of("# LINE-A"), line_of("# LINE-B")})
-    for f in FUNCS:
-        req = engine.Request(func_timing=True, timing_lines=lines if f is work else frozenset())
-        engine.arm(1, f.__code__, req, module="__main__", qualname=f.__qualname__)
-    t0_unix = time.time_ns()
-    t0 = time.perf_counter_ns()
-    work(ROUNDS)
-    wall = time.perf_counter_ns() - t0
-    t1_unix = time.time_ns()
-    engine.disarm(1)
-    _engine.recorder_stop()
-    print(json.dumps({"path": path, "wall": wall, "lines": sorted(lines),
-                      "work_unix": [t0_unix, t1_unix]}))
-'''
+from support_processlogs import CLI, profile_workload
 
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    script = tmp / "workload.py"
-    script.write_text(WORKLOAD)
-    logs = tmp / "logs"
-    logs.mkdir(mode=0o700)
-    env = dict(os.environ, PYLU_LOG_DIR=str(logs))
-    run = subprocess.run([sys.executable, str(script), "record", str(logs)], env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    info = json.loads(run.stdout.splitlines()[-1])
-    ref = subprocess.run([sys.executable, str(script), "cprofile"], capture_output=True,
-                         text=True, timeout=120)
-    assert ref.returncode == 0, ref.stderr
-    out = tmp / "out"
-    cli = subprocess.run(CLI + ["-i", info["path"], "-o", str(out), "--format", "all"],
-                         capture_output=True, text=True, timeout=120)
-    assert cli.returncode == 0, cli.stderr
-    return {"info": info, "cprofile": json.loads(ref.stdout), "out": out, "cli": cli,
-            "logs": logs, "script": script}
+    return profile_workload(tmp_path_factory.mktemp("e2e"))
 
 
 def report_json(profiled):
     (path,) = [p for p in profiled["out"].glob("*.json")
-               if not p.name.endswith(".speedscope.json")]
+               if not p.name.endswith((".speedscope.json", ".perfetto.json"))]
     return json.loads(path.read_text())
 
 
@@ -161,7 +69,8 @@ def test_line_report_counts_each_profiled_line(profiled):
 def test_summary_and_machine_formats_are_written(profiled):
     out = profiled["out"]
     names = sorted(p.name.split(".", 1)[1] for p in out.iterdir())
-    assert names == ["folded", "json", "lines", "speedscope.json", "summary", "svg", "text"]
+    assert names == ["folded", "json", "lines", "pb.gz", "perfetto.json", "speedscope.json",
+                     "summary", "svg", "text"]
     summary = next(out.glob("*.summary")).read_text()
     row = next(line for line in summary.splitlines() if line.startswith("__main__.work"))
     assert row.split()[1] == "1"

@@ -1,5 +1,7 @@
 """The `.svg` flamegraph in real headless Chromium (Debian package): renders, hover, click to
 zoom, search, and a screenshot that is not blank."""
+import json
+
 import pytest
 
 from pyliveupdate_controller.processlogs.render_svg import render_svg
@@ -86,3 +88,13 @@ def test_screenshot_is_not_blank(page):
     height = page.eval("document.documentElement.getAttribute('height')")
     png = page.screenshot_png(clip={"x": 0, "y": 0, "width": 1200, "height": int(height)})
     assert png_distinct_colors(png) >= 8        # background, text, grey, blue, frame colours
+
+
+def test_labels_cut_in_the_browser_as_in_python(page):
+    from pyliveupdate_controller.processlogs.render_svg import fit_label
+    name = "django.core.handlers.exception.convert_exception_to_response.<locals>.inner"
+    for fit in (2, 4, 6, 10, 20, 30, 55, 80):
+        assert page.eval("fitLabel(%s, %d)" % (json.dumps(name), fit)) == fit_label(name, fit)
+    # zoomed out, Manager.all's frame is too narrow for the whole name: its own name stays
+    b = box(page, MANAGER)
+    assert b["label"].endswith("Manager.all")

@@ -139,7 +139,7 @@ def fallback_home(tmp_path, monkeypatch):
     monkeypatch.delenv("PYLU_LOG_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
     os.makedirs(tmp_path / "xdg", mode=0o700)
-    return str(tmp_path / "xdg" / "pyliveupdate")
+    return str(tmp_path / "xdg" / "pylu-logs")
 
 
 def test_a_new_directory_is_created_private(tmp_path, fallback_home):
@@ -184,7 +184,7 @@ def test_no_safe_place_at_all_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg_missing_parent" / "x"))
     home = private_dir(tmp_path / "home")
     os.symlink(tmp_path, os.path.join(home, ".cache"))
-    os.symlink(tmp_path, tmp_path / "pyliveupdate")
+    os.symlink(tmp_path, tmp_path / "pylu-logs")
     monkeypatch.setenv("HOME", home)
     with pytest.raises(recording.RecordingError, match="no safe log directory"):
         recording.choose_directory(bad)
@@ -207,7 +207,7 @@ def test_ensure_started_falls_back_and_says_so(tmp_path):
     """, env={"PYLU_LOG_DIR": str(tmp_path / "planted"), "XDG_RUNTIME_DIR": xdg})
     assert out.returncode == 0, out.stderr
     path, events = json.loads(out.stdout)
-    assert os.path.dirname(path) == os.path.join(xdg, "pyliveupdate") and events == 1
+    assert os.path.dirname(path) == os.path.join(xdg, "pylu-logs") and events == 1
     assert "refusing log directory %s: it is a symlink" % (tmp_path / "planted") in out.stderr
     assert os.listdir(real) == []
 

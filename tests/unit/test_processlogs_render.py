@@ -151,7 +151,7 @@ def test_text_output_in_log_order_with_thread_names():
 
 def test_very_deep_recursion_renders_in_every_format():
     import sys
-    from pyliveupdate_controller.processlogs.cli import FORMATS
+    from pyliveupdate_controller.processlogs.formats import FORMATS, Options
     depth = 1200        # deeper than the default recursion limit; folded output is O(depth**2)
     t = Trace().thread(1, "T").code(1, "rec")
     for d in range(depth):
@@ -159,8 +159,9 @@ def test_very_deep_recursion_renders_in_every_format():
     for d in range(depth):
         t.ev(RETURN, depth + d, 1)
     report = t.report()
-    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    outputs = {name: fmt.render(report, Options()) for name, fmt in FORMATS.items()}
     assert outputs["folded"].count("\n") == depth
+    assert outputs["perfetto"].count('"ph":"X"') == depth
     assert outputs["summary"].count("pkg.mod.rec") == depth
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(10 * depth)
@@ -244,9 +245,22 @@ def test_summary_tells_apart_two_codes_with_one_name():
 
 
 def test_a_log_without_events_renders_everywhere():
-    from pyliveupdate_controller.processlogs.cli import FORMATS
+    from pyliveupdate_controller.processlogs.formats import FORMATS, Options
     report = Trace().report()
-    outputs = {name: render(report) for name, (_ext, render) in FORMATS.items()}
+    outputs = {name: fmt.render(report, Options()) for name, fmt in FORMATS.items()}
     assert "no recorded calls" in outputs["svg"] and outputs["folded"] == ""
     ET.fromstring(outputs["svg"])
     assert json.loads(outputs["json"])["processes"][0]["threads"] == []
+    assert not [e for e in json.loads(outputs["perfetto"])["traceEvents"] if e["ph"] == "X"]
+
+
+def test_flamegraph_labels_cut_the_module_path_and_keep_the_functions_own_name():
+    from pyliveupdate_controller.processlogs.render_svg import fit_label
+    name = "django.core.handlers.exception.convert_exception_to_response.<locals>.inner"
+    assert fit_label(name, 200) == name
+    assert fit_label(name, 55) == "\u2026exception.convert_exception_to_response.<locals>.inner"
+    assert fit_label(name, 30) == "\u2026<locals>.inner"
+    assert fit_label(name, 6) == "\u2026inner"
+    assert fit_label(name, 4) == "inn\u2026"          # only then the own name is cut
+    assert fit_label(name, 2) == ""
+    assert fit_label("plain_function_name", 10) == "plain_fun\u2026"

@@ -211,3 +211,23 @@ def test_timestamps_going_backwards_never_give_negative_times():
     t.ev(CALL, 100, 1).ev(CALL, 200, 2).ev(RETURN, 300, 2).ev(RETURN, 150, 1)
     f = find(t.process().threads[0], "pkg.mod.f")
     assert f.total == 50 and f.self == 0 and find(f, "pkg.mod.g").total == 100
+
+
+def test_a_body_compiled_twice_is_one_row_after_revert_and_reapply():
+    # a hot patch applied, reverted and applied again: the same body under a new code id
+    t = Trace().thread(1, "T").code(1, "main").code(2, "quote", filename="/tmp/patch.py")
+    t.code(3, "quote", filename="/tmp/patch.py").code(4, "helper")
+    t.ev(CALL, 0, 1)
+    t.ev(CALL, 10, 2).ev(CALL, 12, 4).ev(RETURN, 14, 4).ev(RETURN, 20, 2)
+    t.ev(CALL, 30, 3).ev(CALL, 31, 4).ev(RETURN, 35, 4).ev(RETURN, 40, 3)
+    t.ev(LINE, 41, 3, 5).ev(LINE_MARK, 44, 3, 6)
+    t.ev(LINE, 45, 2, 5).ev(LINE_MARK, 46, 2, 6)
+    t.ev(RETURN, 100, 1)
+    proc = t.process()
+    main = find(proc.threads[0], "pkg.mod.main")
+    quote = find(main, "pkg.mod.quote")          # one child, not two identical ones
+    assert (quote.hits, quote.total, quote.self) == (2, 20, 14)
+    helper = find(quote, "pkg.mod.helper")
+    assert (helper.hits, helper.total) == (2, 6)
+    (body,) = proc.lines                         # and one line profile for the body
+    assert (proc.lines[body][1][5].hits, proc.lines[body][1][5].total) == (2, 4)

@@ -88,6 +88,8 @@ def build_process(builder: CallTreeBuilder, meta: Metadata, *, pid: int, path: s
     for i, (parent, *_rest) in enumerate(raw):
         if parent >= 0 and objs[i] is not None and objs[parent] is not None:
             objs[parent].children.append(objs[i])
+    for t in res["threads"]:
+        objs[t["root"]].merge_equal_siblings()
     for node in objs:
         if node is not None:
             node.children.sort(key=lambda n: (-n.total, n.function))
@@ -116,9 +118,15 @@ def build_process(builder: CallTreeBuilder, meta: Metadata, *, pid: int, path: s
                                               root=Node("<root>", "", 0),
                                               dropped=meta.drops[thread]))
 
+    # A code body compiled twice (revert and re-apply of a patch) is one function here.
+    body_of: dict[tuple, int] = {}
     for thread, code_id, line, hits, total in res["lines"]:
-        per_thread = proc.lines.setdefault(code_id, {}).setdefault(thread, {})
-        per_thread[line] = LineStat(hits, total)
+        info = proc.code(code_id)
+        body = body_of.setdefault((info.function, info.filename, info.firstlineno), code_id)
+        per_thread = proc.lines.setdefault(body, {}).setdefault(thread, {})
+        stat = per_thread.setdefault(line, LineStat())
+        stat.hits += hits
+        stat.total += total
     if res["bad_kinds"]:
         proc.warnings.append("%s: %d records of unknown kind were ignored"
                              % (path, res["bad_kinds"]))

@@ -4,6 +4,7 @@ The time window is applied earlier, while aggregating (slices are clipped to it)
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 
 from .model import Node, Report, ThreadProfile
@@ -17,6 +18,21 @@ def select_processes(report: Report, pids: list[int]) -> None:
     report.notes.append("processes: %s" % ", ".join(str(p) for p in sorted(wanted)))
 
 
+def program_matches(program: str, wanted: str) -> bool:
+    """`webservice.py` is matched by `webservice.py`, `webservice` and globs such as `web*`."""
+    stem = program[:-3] if program.endswith(".py") else program
+    return wanted in (program, stem) or fnmatch.fnmatchcase(program, wanted)
+
+
+def select_programs(report: Report, names: list[str]) -> None:
+    """Keep the processes of the named programs (see `program_matches`)."""
+    if not names:
+        return
+    report.processes = [p for p in report.processes
+                        if any(program_matches(p.program, n) for n in names)]
+    report.notes.append("programs: %s" % ", ".join(names))
+
+
 def select_threads(report: Report, threads: list[str]) -> None:
     """Keep threads whose name, OS thread id or log thread number matches one given."""
     if not threads:
@@ -26,6 +42,8 @@ def select_threads(report: Report, threads: list[str]) -> None:
         proc.threads = [t for t in proc.threads
                         if t.name in wanted or str(t.os_tid) in wanted or str(t.thread) in wanted]
         kept = {t.thread for t in proc.threads}
+        kept.update(n for n, name in proc.thread_names.items() if name in wanted)
+        proc.thread_filter = kept
         for per_thread in proc.lines.values():
             for thread in list(per_thread):
                 if thread not in kept:
@@ -69,28 +87,6 @@ def thread_family(name: str) -> str:
     return _NUMBER.sub("*", name)
 
 
-def _merge_into(dst: Node, src: Node) -> None:
-    """Add `src`'s call paths into `dst` (same function on the same path merges)."""
-    stack = [(dst, src)]
-    while stack:
-        d, s = stack.pop()
-        by_key = {(c.function, c.file, c.line): c for c in d.children}
-        for child in s.children:
-            key = (child.function, child.file, child.line)
-            mine = by_key.get(key)
-            if mine is None:
-                mine = Node(child.function, child.file, child.line, code_id=child.code_id)
-                d.children.append(mine)
-                by_key[key] = mine
-            mine.hits += child.hits
-            mine.slices += child.slices
-            mine.running += child.running
-            mine.running_ns += child.running_ns
-            mine.total += child.total
-            mine.self += child.self
-            stack.append((mine, child))
-
-
 def merge_threads(report: Report, mode: str) -> None:
     """'each': every thread apart; 'name': threads whose names differ only in numbers
     merge (thread-per-request servers); 'all': one tree per process."""
@@ -111,7 +107,7 @@ def merge_threads(report: Report, mode: str) -> None:
             first = members[0]
             root = Node("<root>", "", 0)
             for t in members:
-                _merge_into(root, t.root)
+                root.merge_from(t.root)
             for _depth, node in root.walk():
                 node.children.sort(key=lambda n: (-n.total, n.function))
             threads.append(ThreadProfile(

@@ -74,11 +74,19 @@ function place(g, x, w) {
     g.rect.setAttribute("x", px.toFixed(2));
     g.rect.setAttribute("width", Math.max(pw, 0).toFixed(2));
     g.label.setAttribute("x", (px + 3).toFixed(2));
-    var fit = Math.floor((pw - 6) / CHARW);
-    var text = g.name;
-    if (fit < 3) { text = ""; }
-    else if (text.length > fit) { text = text.substring(0, fit - 2) + ".."; }
-    g.label.textContent = text;
+    g.label.textContent = fitLabel(g.name, Math.floor((pw - 6) / CHARW));
+}
+
+/* render_svg.fit_label: cut the module path from the left, keep the function's own name. */
+function fitLabel(name, fit) {
+    if (fit < 3) { return ""; }
+    if (name.length <= fit) { return name; }
+    for (var dot = name.indexOf("."); dot >= 0; dot = name.indexOf(".", dot + 1)) {
+        var tail = "\u2026" + name.substring(dot + 1);
+        if (tail.length <= fit) { return tail; }
+    }
+    var own = name.substring(name.lastIndexOf(".") + 1);
+    return own.substring(0, fit - 1) + "\u2026";
 }
 
 /* Show [x0, x0 + w0] across the full width; frames above depth d0 in that range scale,

@@ -77,11 +77,13 @@ def report_dict(report: Report) -> dict:
                   "lines": [{"line": n, "hits": s.hits, "total": s.total}
                             for n, s in sorted(fl.stats.items())]}
                  for fl in function_lines(p)]
-        procs.append({"pid": p.pid, "path": p.path, "start_unix_ns": p.header.get("start_unix_ns"),
+        procs.append({"pid": p.pid, "program": p.program, "path": p.path,
+                      "segments": p.segments or [p.path], "start_unix_ns": p.header.get("start_unix_ns"),
                       "complete": p.complete, "events": p.events,
                       "duration": p.duration_ns, "dropped": p.dropped, "warnings": p.warnings,
                       "threads": threads, "line_profiles": lines})
-    return {"unit": "ns", "filters": report.notes, "processes": procs}
+    return {"unit": "ns", "programs": report.programs(), "filters": report.notes,
+            "processes": procs}
 
 
 # Up to this call depth the stdlib's C encoder is safe (2 JSON levels per call) and fast.

@@ -112,8 +112,9 @@ def _process_lines(proc: ProcessProfile) -> list[str]:
     if isinstance(argv, (list, tuple)):
         argv = " ".join(str(a) for a in argv)
     out = ["== process %d%s" % (proc.pid, "  (%s)" % argv if argv else ""),
-           "log: %s  events: %d  span: %s ms%s" % (
-               proc.path, proc.events, _ms(proc.duration_ns),
+           "log: %s%s  events: %d  span: %s ms%s" % (
+               proc.path, "" if len(proc.segments) < 2 else " (+%d segments)"
+               % (len(proc.segments) - 1), proc.events, _ms(proc.duration_ns),
                "" if proc.complete else "  (INCOMPLETE, see warnings)")]
     if proc.dropped:
         out.append("DROPPED: %d records lost in this process" % proc.dropped)
@@ -128,6 +129,7 @@ def _process_lines(proc: ProcessProfile) -> list[str]:
 def render_summary(report: Report) -> str:
     out = ["pyliveupdate call summary: times in ms; hits = calls; time/hit = total / hits; "
            "self = total minus callees"]
+    out.append("programs: " + report.programs_line())
     for note in report.notes:
         out.append("filter: " + note)
     for proc in report.processes:

@@ -25,11 +25,29 @@ def _color(name: str) -> str:
     return "rgb(%d,%d,%d)" % (205 + h[0] % 50, 80 + h[1] % 150, h[2] % 60)
 
 
-def _fit(name: str, px: float) -> str:
-    fit = int((px - 6) // CHAR_W)
+ELLIPSIS = "\u2026"
+
+
+def fit_label(name: str, fit: int) -> str:
+    """`name` in at most `fit` characters. A cut drops the module path from the left, at a
+    dot, so the function's own name stays: `…views.results`; only a frame too narrow for
+    the own name cuts that on the right. The script's `fitLabel` does the same on zoom."""
     if fit < 3:
         return ""
-    return name if len(name) <= fit else name[:fit - 2] + ".."
+    if len(name) <= fit:
+        return name
+    dot = name.find(".")
+    while dot >= 0:
+        tail = ELLIPSIS + name[dot + 1:]
+        if len(tail) <= fit:
+            return tail
+        dot = name.find(".", dot + 1)
+    own = name[name.rfind(".") + 1:]
+    return own[:fit - 1] + ELLIPSIS
+
+
+def _fit(name: str, px: float) -> str:
+    return fit_label(name, int((px - 6) // CHAR_W))
 
 
 def _ms(ns: float) -> str:
