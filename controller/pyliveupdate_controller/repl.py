@@ -5,8 +5,10 @@
 
 Statements run in every connected process (or those chosen with use(...)); each reply
 line is prefixed with the process (pid, host, program). Controller-side commands:
-patch('file.py'), procs(), ping, use(...), exit; show('mod.func') prints the target's
-source with line numbers.
+patch('file.py'), procs(), ping, use(...), deploy(ids, to=pid), exit; LU.ls() lists the
+fleet's updates (LU.ls(detail=True) asks every process); show('mod.func') prints the
+target's source with line numbers. A top-level call given sticky=True makes the updates
+it creates follow the program across restarts.
 """
 import argparse
 import ast
@@ -18,17 +20,24 @@ import time
 
 from pyliveupdate import protocol
 
+from . import listing
 from . import server as server_mod
 
-LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "exit", "quit", "help")
+LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "deploy", "exit", "quit", "help")
+LISTERS = ("LU", "FP", "LP", "FD", "LD", "VD")
 HELP = """\
 Statements run in every selected process; results are prefixed [pid host program].
 Predefined in the processes:
   FP.profile(scope)  LP.profile(func, lines)  FD.debug(scope)  LD.debug(func, lines=())
-  VD.debug(func, vars)  FP.top()  LP.show()  LU.ls()  LU.revert(ids)  LU.apply(ids)
+  VD.debug(func, vars)  FP.top()  LP.show()  LU.revert(ids)  LU.apply(ids)
   show('mod.func')   every one accepts condition='expr' and ttl=seconds
+An update is meant for the selected processes' running instances (their master's later
+workers included); sticky=True on the call also gives it to later runs of the program.
 Here in the controller:
-  patch('file.py')   run a local file in the processes (Instrument/Redefine/...)
+  patch('file.py', sticky=False)  run a local file in the processes (Instrument/Redefine/...)
+  LU.ls(all=False)   the fleet's updates: in how many processes applied/pending/failed/
+                     disabled, and why (LU.ls(detail=True): each process's own listing)
+  deploy(ids, to=pid)  give active updates to that process's instance too
   procs()            connected processes      ping   round-trip to each process
   use(pid|'prog'|'all', ...)  choose processes                 exit   leave
 """
@@ -77,6 +86,11 @@ class Console:
         """Run one command (local or remote). Returns True when it succeeded everywhere."""
         if not src.strip():
             return True
+        listing = _listing_call(src)
+        if listing is not None:
+            if listing.pop("detail", False):
+                return self.remote("LU.ls(%s)" % ("all=True" if listing.get("all") else ""))
+            return self.cmd_ls(**listing)
         local = _local_call(src)
         if local is not None:
             name, args, kwargs = local
@@ -85,10 +99,11 @@ class Console:
             except (TypeError, ValueError, OSError) as e:
                 self.event("%s: %s" % (name, e))
                 return False
-        return self.remote(src)
+        src, sticky = _without_sticky(src)
+        return self.remote(src, sticky=sticky)
 
-    def remote(self, src, filename="<controller>", echo=True):
-        results = self.server.run(src, filename, echo=echo)
+    def remote(self, src, filename="<controller>", echo=True, sticky=False):
+        results = self.server.run(src, filename, echo=echo, sticky=sticky)
         if not results:
             self.event("no process is connected%s; nothing ran"
                        % (" (or selected: see use())" if self.server.selection is not None else ""))
@@ -96,11 +111,36 @@ class Console:
         self.show_results(results)
         return all(r.get("ok") for _, r in results)
 
-    def cmd_patch(self, path):
+    def cmd_patch(self, path, sticky=False):
         path = os.path.abspath(os.path.expanduser(path))
         with open(path, encoding="utf-8") as f:
             src = f.read()
-        return self.remote(src, filename="<patch %s>" % path, echo=False)
+        return self.remote(src, filename="<patch %s>" % path, echo=False, sticky=bool(sticky))
+
+    def cmd_deploy(self, ids, to=None):
+        """Give active updates to more instances: those of process `to` (a pid), or of
+        the selected processes."""
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        if to is None:
+            procs = self.server.processes()
+        else:
+            procs = [p for p in self.server.processes(all_=True) if p.pid == to]
+            if not procs:
+                raise ValueError("no connected process has pid %r (see procs())" % (to,))
+        results = self.server.deploy(ids, procs)
+        lines = ["[%s] %s" % (p.label, "; ".join(r["summary"]) or "already up to date")
+                 for p, r in results]
+        self.write_lines(lines)
+        return all(r.get("ok") for _, r in results)
+
+    def cmd_ls(self, all=False):
+        procs = self.server.processes(all_=True)
+        rows = self.server.fleet.summary([(p.ident, p.states, p.reasons) for p in procs], all)
+        if not rows:
+            self.write_lines(["no update is active" if not all else "no update"])
+            return True
+        self.write_lines(listing.update_rows(rows, len(procs)))
+        return True
 
     def cmd_procs(self):
         procs = self.server.processes(all_=True)
@@ -112,7 +152,7 @@ class Console:
             rows.append(("*" if p in chosen else " ", str(p.pid), str(info.get("host", "?")),
                          str(info.get("program", "?")), str(info.get("python", "?")),
                          _duration(now - float(info.get("started") or now)),
-                         ",".join(str(i) for i in p.updates.get("active") or ()) or "-",
+                         listing.process_updates(p.states),
                          " ".join(info.get("argv") or ())))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
@@ -223,6 +263,53 @@ def _local_call(src):
             return None
         return node.func.id, args, kwargs
     return None
+
+
+def _listing_call(src):
+    """{'all': bool, 'detail': bool} when src is LU.ls(...) (or FP.ls(), ...), else None."""
+    try:
+        tree = ast.parse(src.strip(), mode="exec")
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    node = tree.body[0].value
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "ls" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in LISTERS and len(node.args) <= 1):
+        return None
+    try:
+        out = {"all": bool(ast.literal_eval(node.args[0])) if node.args else False}
+        for k in node.keywords:
+            if k.arg not in ("all", "detail"):
+                return None
+            out[k.arg] = bool(ast.literal_eval(k.value))
+    except ValueError:
+        return None
+    return out
+
+
+def _without_sticky(src):
+    """(src, sticky): a `sticky=` keyword of top-level calls is the controller's, not the
+    target's; it is taken out of the source sent."""
+    try:
+        tree = ast.parse(src, mode="exec")
+    except SyntaxError:
+        return src, False
+    sticky = None
+    for stmt in tree.body:
+        value = getattr(stmt, "value", None)
+        if isinstance(stmt, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call):
+            for k in list(value.keywords):
+                if k.arg == "sticky":
+                    try:
+                        sticky = bool(ast.literal_eval(k.value)) or bool(sticky)
+                    except ValueError:
+                        return src, False   # let the target say what is wrong with it
+                    value.keywords.remove(k)
+    if sticky is None:
+        return src, False
+    return ast.unparse(tree), sticky
 
 
 def _duration(seconds):

@@ -80,8 +80,12 @@ def test_condition_and_ttl(controller, one):
     seen = {int(m.group(1)) for m in (re.search(r"parameters: \{'a': (\d)\}", l)
                                       for l in controller.lines) if m}
     assert seen == {4, 5}
-    ok, lines = controller.run("LU.ls(all=True)")
+    ok, lines = controller.run("LU.ls(all=True, detail=True)")
     assert ok and any("status: reverted" in l and "ttl: 1.5s" in l for l in lines)
+    # The controller heard of the expiry (an event), and never sends the update again.
+    controller.wait_line(lambda e: "update 1 expired" in e, events=True)
+    ok, lines = controller.run("LU.ls(all=True)")
+    assert lines[1].startswith("1  expired   reverted in 1"), lines
 
 
 def test_rate_limit_drops_are_counted_and_reported(controller, one):
