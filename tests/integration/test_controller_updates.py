@@ -190,3 +190,47 @@ def test_a_restarted_controller_learns_the_active_set_with_definitions(targets, 
     finally:
         second.close()
     assert old.alive()
+
+
+def test_failed_commands_use_no_ids_and_are_never_run_again(controller, targets, token):
+    app = targets("prefork.py", controller.port, token, args=("1",))
+    controller.wait_for(2)
+    for _ in range(3):
+        ok, lines = controller.run("FD.debug('__main__.nothing_here')")
+        assert not ok
+    ok, lines = controller.run("marks = globals().setdefault('marks', []); marks.append(1)\n"
+                               "FD.debug(['__main__.handle', '__main__.nope'])")
+    assert not ok          # the second pattern fails: the first is rolled back
+    assert controller.server.next_id == 1
+    ok, lines = controller.run("FP.profile('__main__.handle')")
+    assert ok and _bodies(lines).count("Update 1 applied") == 2, lines
+    # A worker forked now (same instance) inherits update 1; nothing failed is re-run in it.
+    ok, _ = controller.run("import os\nif os.getpid() == %d:\n    os.fork() or None\n" % app.pid)
+    assert ok
+    controller.wait_for(3)
+    newest = max(controller.server.processes(all_=True), key=lambda p: p.number)
+    event = controller.wait_line(lambda e: e.startswith("process %d" % newest.pid), events=True)
+    assert "failed" not in event and "applied" not in event, event
+    results = controller.server.run("len(marks)")
+    assert sorted(r["output"].strip() for _, r in results) == ["1", "1", "1"]
+    ok, lines = controller.run("LU.ls()")
+    assert lines[1].startswith("1  active    applied in 3  FP.profile('__main__.handle')"), lines
+    assert len(lines) == 2
+
+
+def test_use_narrows_an_update_to_processes_and_deploy_widens_it_to_their_instance(
+        controller, targets, token):
+    app = targets("prefork.py", controller.port, token, args=("2",))
+    controller.wait_for(3)
+    workers = [p.pid for p in controller.server.processes(all_=True) if p.pid != app.pid]
+    ok, _ = controller.run("use(%s)" % ", ".join(map(str, workers)))
+    assert ok
+    ok, lines = controller.run("FP.profile('__main__.handle')")
+    assert ok and _bodies(lines).count("Update 1 applied") == 2
+    ok, _ = controller.run("use('all')")
+    # Selected processes only: not the whole instance, so the master stays as it was...
+    assert _applied(controller)[app.pid] == []
+    # ...and deploy() makes it the instance's: the master, then a worker forked from it.
+    ok, lines = controller.run("deploy(1, to=%d)" % app.pid)
+    assert ok and any(l.endswith("applied update(s) 1") for l in lines), lines
+    assert set(map(tuple, _applied(controller).values())) == {(1,)}
