@@ -179,23 +179,21 @@ class Console:
         return ok
 
     def cmd_use(self, *which):
+        """Choose processes by what procs() shows: pid, program or host. The choice is a
+        rule: workers that come later and match it are chosen too."""
         if not which:
             pass
         elif which == ("all",):
             self.server.selection = None
         else:
-            chosen = set()
-            for p in self.server.processes(all_=True):
-                keys = {p.pid, p.number, p.info.get("program"), p.info.get("host")}
-                if any(w in keys for w in which):
-                    chosen.add(p)
-            if not chosen:
+            if not any(server_mod.selected(p, which) for p in self.server.processes(all_=True)):
                 raise ValueError("no connected process matches %s (see procs())"
                                  % ", ".join(map(repr, which)))
-            self.server.selection = chosen
+            self.server.selection = tuple(which)
         sel = self.server.processes()
-        self.write_lines(["using %s" % ("every process" if self.server.selection is None
-                                         else ", ".join(p.label for p in sel))])
+        self.write_lines(["using %s" % ("every process" if self.server.selection is None else
+                                        "%s: now %s" % (", ".join(map(repr, self.server.selection)),
+                                                        listing.more([p.label for p in sel])))])
         return True
 
     def cmd_help(self):

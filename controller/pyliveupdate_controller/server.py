@@ -12,7 +12,6 @@ brings it there before it takes part in commands. Keepalives both ways find a pe
 froze or vanished (protocol.py); no exception leaves a session thread.
 """
 import itertools
-import os
 import secrets
 import socket
 import ssl
@@ -165,7 +164,7 @@ class Server:
         self._changed = threading.Condition(self._lock)
         self._sock = None
         self._closing = False
-        self.selection = None  # None = every process; else a set of Process
+        self.selection = None  # None = every process; else pids/programs/hosts (selected())
 
     # --- listening ----------------------------------------------------------
 
@@ -268,16 +267,19 @@ class Server:
                 else:
                     proc.set_updates(msg.get("updates"))
                     proc._deliver(msg)
-        except EOFError:
+        except (EOFError, ConnectionResetError):
             pass
         except (protocol.ProtocolError, OSError, ssl.SSLError) as e:
             reason = "connection closed: %s" % _reason(e)
         except Exception as e:  # noqa: BLE001 - a malformed message from a peer
             reason = "connection closed: internal error: %r" % (e,)
         if reason == "disconnected" and proc._pending and not _exists(proc):
-            reason = "the process ended while running the command (os._exit, a signal or a crash)"
+            # Most likely the command: a patch that called os._exit, or crashed it.
+            reason = ("the process ended while running the command (it exited: os._exit, "
+                      "a signal, a crash, or its server recycled it)")
         proc._fail_pending(reason)
         proc.close()
+        self._remove(proc)      # before it is announced: whoever hears of it sees it gone
         if not self._closing:
             self.on_event("process %s left (%s)" % (proc.label, reason))
 
@@ -324,8 +326,6 @@ class Server:
         with self._lock:
             if proc in self._processes:
                 self._processes.remove(proc)
-            if self.selection is not None:
-                self.selection.discard(proc)
             self._changed.notify_all()
 
     # --- processes ----------------------------------------------------------
@@ -335,7 +335,7 @@ class Server:
             procs = list(self._processes)
         if all_ or self.selection is None:
             return procs
-        return [p for p in procs if p in self.selection]
+        return [p for p in procs if selected(p, self.selection)]
 
     def wait_for(self, count, timeout):
         """Wait until `count` processes are connected and synced."""
@@ -386,8 +386,11 @@ class Server:
             self.fleet.add_command(seq, src, filename, base, used, selector, sticky,
                                    [p.states for p in answered])
             self.fleet.note_ttl({i: t for p in answered for i, t in p.ttl.items()})
+            # Judged by the processes still there: one that ended meanwhile (a recycled
+            # worker) would keep a reverted update "applied somewhere" for ever.
+            still = [p for p in self.processes(all_=True) if p.alive]
             self.fleet.observe([(p.ident, before[p], p.states) for p in answered],
-                               [(p.ident, p.states) for p in everyone])
+                               [(p.ident, p.states) for p in still])
             return results
 
     def deploy(self, ids, procs):
@@ -417,6 +420,12 @@ class Server:
         for _, reply in self.request_all({"op": "complete", "text": text}, timeout):
             matches.update(m for m in reply.get("matches") or () if isinstance(m, str))
         return sorted(matches)
+
+
+def selected(proc, which):
+    """Whether use(*which) chooses proc: its pid, program or host, as procs() shows them."""
+    keys = (proc.pid, proc.info.get("program"), proc.info.get("host"))
+    return any(w in keys for w in which)
 
 
 def _sync_notes(msg, reply):
@@ -455,17 +464,25 @@ def _label(base, used, skip=()):
     return ", ".join(map(str, ids))
 
 
-def _exists(proc):
-    """Whether a process on this host still runs (unknown elsewhere: assumed yes)."""
+def _exists(proc, wait=0.5):
+    """Whether a process on this host still runs, given `wait` seconds to finish exiting
+    (it closes its sockets before it is gone). Elsewhere unknown: assumed yes."""
     if proc.info.get("host") != socket.gethostname() or not isinstance(proc.pid, int):
         return True
-    try:
-        os.kill(proc.pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open("/proc/%d/stat" % proc.pid, "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X"):   # exited, not yet reaped
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
 
 
 def _reason(exc):
