@@ -112,8 +112,15 @@ def discard_unapplied(base, used):
     for uid in range(base, base + used):
         if table.get(uid, ("reverted",))[0] in LIVE:
             keep = uid - base + 1
+    forget = getattr(manager, "forget", None)     # the updates package's registry call
     for uid in range(base + keep, base + used):
-        manager._updates.pop(uid, None)
+        update = manager.get(uid)
+        if update is None:
+            continue
+        if forget is not None:
+            forget(update)
+        else:
+            manager._updates.pop(uid, None)
     return keep
 
 
