@@ -1,6 +1,8 @@
 """Listings for the console: short by default ("… N more"), one line per thing."""
 FIRST = 3          # items shown of a long list
 WHAT_WIDTH = 70    # characters of a definition's source shown in a listing
+REPLY_LINES = 40   # lines of one process's reply shown before "… N more lines"
+LINE_CHARS = 400   # characters of one line shown before "… N more characters"
 
 
 def more(items, first=FIRST):
@@ -51,3 +53,20 @@ def process_updates(states):
         return "-"
     return "; ".join("%s %s" % (more(ids, 6).replace(", ", ","), s)
                      for s, ids in sorted(by_status.items(), key=lambda kv: kv[0] != "applied"))
+
+
+def clip(text, lines=REPLY_LINES, chars=LINE_CHARS):
+    """(lines to show, whether anything was left out) of one reply's text: the first
+    `lines` lines, each cut at `chars` characters, with what was left out counted."""
+    rows = text.splitlines()
+    cut = False
+    shown = []
+    for row in rows[:lines]:
+        if len(row) > chars:
+            row = "%s … %d more characters" % (row[:chars], len(row) - chars)
+            cut = True
+        shown.append(row)
+    if len(rows) > lines:
+        shown.append("… %d more lines" % (len(rows) - lines))
+        cut = True
+    return shown, cut

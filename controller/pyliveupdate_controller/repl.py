@@ -23,7 +23,7 @@ from pyliveupdate import protocol
 from . import listing
 from . import server as server_mod
 
-LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "deploy", "exit", "quit", "help")
+LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "deploy", "more", "exit", "quit", "help")
 LISTERS = ("LU", "FP", "LP", "FD", "LD", "VD")
 HELP = """\
 Statements run in every selected process; results are prefixed [pid host program].
@@ -39,6 +39,7 @@ Here in the controller:
                      disabled, and why (LU.ls(detail=True): each process's own listing)
   deploy(ids, to=pid)  give active updates to that process's instance too
   procs()            connected processes      ping   round-trip to each process
+  more()             the last replies in full (long ones are summarised: "… N more")
   use(pid|'prog'|'all', ...)  choose processes                 exit   leave
 """
 
@@ -51,6 +52,7 @@ class Console:
             color = self.out.isatty() and not os.environ.get("NO_COLOR")
         self.color = color
         self._print_lock = threading.Lock()
+        self.last_results = None
 
     # --- printing -----------------------------------------------------------
 
@@ -66,19 +68,44 @@ class Console:
         tag = "[%s]" % proc.label
         self.write_lines([self._paint(tag, "36") + " " + line for line in text.splitlines() or [""]])
 
+    def echo_command(self, src):
+        """Scripted mode: say which command the following lines belong to."""
+        lines = src.strip().splitlines() or [""]
+        head = ">>> " + lines[0] + (" …" if len(lines) > 1 else "")
+        if len(head) > listing.LINE_CHARS:
+            head = head[:listing.LINE_CHARS] + " …"
+        self.write_lines([self._paint(head, "1")])
+
     def event(self, text):
         self.write_lines([self._paint("[pylu-controller] " + text, "33")])
 
-    def show_results(self, results):
+    def show_results(self, results, full=False):
+        """Each process's reply under its tag; long replies are summarised (more() shows
+        the last ones in full)."""
         lines = []
+        cut = False
+        limits = {"lines": 1 << 62, "chars": 1 << 62} if full else {}
         for proc, reply in results:
             tag = self._paint("[%s]" % proc.label, "36")
-            for line in (reply.get("output") or "").splitlines():
-                lines.append("%s %s" % (tag, line))
+            shown, c1 = listing.clip(reply.get("output") or "", **limits)
+            lines.extend("%s %s" % (tag, line) for line in shown)
             if not reply.get("ok"):
-                for line in (reply.get("error") or "failed").splitlines():
-                    lines.append("%s %s" % (tag, self._paint(line, "31")))
+                shown, c2 = listing.clip(reply.get("error") or "failed", **limits)
+                lines.extend("%s %s" % (tag, self._paint(line, "31")) for line in shown)
+                c1 = c1 or c2
+            cut = cut or c1
+        if cut:
+            lines.append(self._paint("[pylu-controller] summarised: more() prints these "
+                                     "replies in full", "33"))
+        self.last_results = results
         self.write_lines(lines)
+
+    def cmd_more(self):
+        """The last command's replies, in full."""
+        if not self.last_results:
+            raise ValueError("no command has replied yet")
+        self.show_results(self.last_results, full=True)
+        return True
 
     # --- commands -----------------------------------------------------------
 
@@ -426,6 +453,7 @@ def main(argv=None):
         if args.command:
             ok = True
             for cmd in args.command:
+                console.echo_command(cmd)
                 try:
                     ok &= console.execute(cmd)
                 except EOFError:
