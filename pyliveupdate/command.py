@@ -105,12 +105,19 @@ class CommandRunner:
         self._lock = threading.Lock()
         self.executed = set()  # controller sequence numbers of commands run here (fork-inherited)
         self.definitions = state.Definitions()
+        self._running = None   # thread ident of the command running now
 
     def after_fork(self):
         self._lock = threading.Lock()
         _Capture._lock = threading.Lock()
         _Capture._captures.clear()
         _Deadline.after_fork()
+
+    def interrupt(self):
+        """Interrupt the command running now, if any (the operator's Ctrl-C)."""
+        tid = self._running
+        if tid is not None:
+            _set_async_exc(tid, CommandInterrupted)
 
     def idle(self):
         """No command is running (a moment's answer, for the state poll)."""
@@ -157,7 +164,13 @@ class CommandRunner:
         limit = msg.get("timeout")
         limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
         with self._lock:
-            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
+            self._running = threading.get_ident()
+            try:
+                ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True),
+                                                      limit)
+            finally:
+                self._running = None
+                _set_async_exc(threading.get_ident(), None)   # an interrupt that came late
             if isinstance(seq, (str, int)):
                 self.executed.add(seq)
             try:
@@ -248,6 +261,13 @@ class CommandTimeout(BaseException):
 
     def __str__(self):
         return "the command ran longer than the controller waits for it, and was interrupted"
+
+
+class CommandInterrupted(BaseException):
+    """Raised inside a command the operator interrupted (Ctrl-C at the controller)."""
+
+    def __str__(self):
+        return "interrupted by the operator"
 
 
 class _Deadline:

@@ -18,6 +18,7 @@ a pending update applied on import, a time to live ended) are sent as events.
 """
 import collections
 import os
+import queue
 import random
 import socket
 import sys
@@ -209,22 +210,48 @@ class UpdateStub:
         output.add_stream(self._on_output)
         writer.start()
         self.connected.set()
-        while self._current(stop):
-            msg = channel.recv()
-            if msg.get("op") == "ka":
-                continue
-            if msg.get("op") in ("exec", "sync"):
-                self._note_changes()    # what changed by itself before this command
+        # This thread only reads, so keepalives and interrupts are heard while a command
+        # runs; commands run one at a time, in order, in the executor thread.
+        inbox = queue.SimpleQueue()
+        threading.Thread(target=self._execute_loop, args=(channel, inbox, stop),
+                         name="pyliveupdate-stub-run", daemon=True).start()
+        try:
+            while self._current(stop):
+                msg = channel.recv()
+                op = msg.get("op")
+                if op == "ka":
+                    continue
+                if op == "interrupt":
+                    self.runner.interrupt()
+                    continue
+                inbox.put(msg)
+        finally:
+            inbox.put(None)
+
+    def _execute_loop(self, channel, inbox, stop):
+        while True:
+            msg = inbox.get()
+            if msg is None or not self._current(stop):
+                return
+            op = msg.get("op")
             try:
-                reply = self.runner.handle(msg)
-            except BaseException as e:  # noqa: BLE001 - answer rather than drop the link
-                reply = {"op": "result", "ok": False, "output": "",
-                         "error": "internal error in the stub: %r" % (e,)}
-            if reply is not None:
-                reply.setdefault("id", msg.get("id"))
-                self._send_reply(channel, reply)
-            if msg.get("op") == "sync":
-                self.first_sync.set()
+                if op in ("exec", "sync"):
+                    self._note_changes()    # what changed by itself before this command
+                try:
+                    reply = self.runner.handle(msg)
+                except BaseException as e:  # noqa: BLE001 - answer rather than drop the link
+                    reply = {"op": "result", "ok": False, "output": "",
+                             "error": "internal error in the stub: %r" % (e,)}
+                if not self._current(stop):
+                    return              # forked inside the command: this is the child
+                if reply is not None:
+                    reply.setdefault("id", msg.get("id"))
+                    self._send_reply(channel, reply)
+            except (OSError, protocol.ProtocolError, ValueError):
+                return                  # the link is gone; the reader reconnects
+            finally:
+                if op == "sync":
+                    self.first_sync.set()
 
     def _note_changes(self):
         """Report status changes nobody asked for (between commands: a revert then is

@@ -234,11 +234,24 @@ class Console:
 
     # --- interactive --------------------------------------------------------
 
+    local_names = LOCAL_COMMANDS
+
     def interact(self):
+        banner = ("pylu-controller: listening on %s:%d; %d process(es) connected. "
+                  "help() for commands." % (self.server.host, self.server.port,
+                                            len(self.server.processes(all_=True))))
+        try:
+            from . import prompt
+        except ImportError:   # prompt_toolkit missing: the plain console below
+            prompt = None
+        if prompt is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            return prompt.interact(self, _history_path(), banner)
+        self.interact_plain(banner)
+
+    def interact_plain(self, banner):
+        """input() and readline: for a stdin that is not a terminal, or no prompt_toolkit."""
         _setup_readline(self.server)
-        self.write_lines(["pylu-controller: listening on %s:%d; %d process(es) connected. "
-                          "help() for commands." % (self.server.host, self.server.port,
-                                                    len(self.server.processes(all_=True)))])
+        self.write_lines([banner])
         buf = []
         while True:
             try:
@@ -265,7 +278,7 @@ class Console:
             except EOFError:
                 return
             except KeyboardInterrupt:
-                self.event("interrupted (the command may still be running in the processes)")
+                self.event("interrupted")
 
 
 def _local_call(src):

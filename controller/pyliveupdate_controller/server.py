@@ -25,6 +25,7 @@ from . import fleet
 
 COMMAND_TIMEOUT = 60.0
 INTERRUPT_GRACE = 1.0
+INTERRUPT_WAIT = 5.0      # for the replies of a command interrupted with Ctrl-C
 
 
 class Process:
@@ -129,6 +130,9 @@ class _Waiter:
     def set(self, value):
         self.value = value
         self._event.set()
+
+    def done(self):
+        return self._event.is_set()
 
     def wait(self, timeout):
         if not self._event.wait(timeout):
@@ -373,7 +377,10 @@ class Server:
             waiters = [(p, p.send_request(msg)) for p in procs]
             # The stubs interrupt the command at `timeout`; the grace lets that report arrive.
             deadline = time.monotonic() + timeout + INTERRUPT_GRACE
-            results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
+            try:
+                results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
+            except KeyboardInterrupt:
+                results = self._interrupt(waiters)
             used = 0
             for p, reply in results:
                 p.executed.add(seq)
@@ -392,6 +399,33 @@ class Server:
             self.fleet.observe([(p.ident, before[p], p.states) for p in answered],
                                [(p.ident, p.states) for p in still])
             return results
+
+    def _interrupt(self, waiters):
+        """Ctrl-C during a command: interrupt it in every process still running it, then
+        collect the replies (which say what was interrupted), bounded."""
+        interrupted = []
+        for p, w in waiters:
+            if not w.done():
+                interrupted.append(p)
+                try:
+                    p.channel.send({"op": "interrupt"})
+                except (OSError, ValueError, protocol.ProtocolError):
+                    pass
+        deadline = time.monotonic() + INTERRUPT_WAIT
+        results = []
+        for p, w in waiters:
+            reply = w.wait(max(0.0, deadline - time.monotonic()))
+            if p in interrupted and not w.done():
+                reply = _failure("no reply %g s after the interrupt: the command is still "
+                                 "running there, blocked in a C call (it is interrupted when "
+                                 "that call returns)" % INTERRUPT_WAIT)
+            if p in interrupted:
+                reply = dict(reply, ok=False, interrupted=True)
+            results.append((p, reply))
+        self.on_event("interrupted the command in %d process(es)%s" % (
+            len(interrupted), ": " + ", ".join(str(p.pid) for p in interrupted)
+            if interrupted else " (it had finished everywhere)"))
+        return results
 
     def deploy(self, ids, procs):
         """Make active updates `ids` meant for the instances of `procs` too, and sync every
