@@ -129,3 +129,17 @@ def test_completion_comes_from_the_target(controller, one):
     assert controller.server.complete("module1.f") == ["module1.foo"]
     assert "__main__.Foo.cmethod" in controller.server.complete("__main__.Foo.")
     assert "FuncProfiler" in controller.server.complete("Func")
+
+
+def test_a_calls_lines_pass_or_drop_together_and_drop_notices_are_merged(controller, one):
+    ok, _ = controller.run("FD.debug('__main__.bar', rate=3)")
+    assert ok
+    time.sleep(4)
+    ok, _ = controller.run("LU.revert(1)")
+    lines = [_body(l) for l in controller.lines]
+    params = sum(": parameters: " in l for l in lines)
+    returns = sum(": returnvalues: " in l for l in lines)
+    notices = [l for l in lines if "lines of output dropped" in l or "line of output dropped" in l]
+    assert params >= 3 and abs(params - returns) <= 1, (params, returns)
+    # One notice per second at most (plus the one at the revert), not one per line.
+    assert 1 <= len(notices) <= 6, notices
