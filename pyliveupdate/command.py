@@ -119,6 +119,10 @@ class CommandRunner:
         if tid is not None:
             _set_async_exc(tid, CommandInterrupted)
 
+    def running_in_this_thread(self):
+        """Whether the caller is a command this runner is running."""
+        return self._running == threading.get_ident()
+
     def idle(self):
         """No command is running (a moment's answer, for the state poll)."""
         return not self._lock.locked()

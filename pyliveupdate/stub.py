@@ -33,6 +33,7 @@ STREAM_QUEUE_MAX = 10000
 DEFAULT_SYNC_WAIT = 1.0
 STREAM_BATCH_BYTES = 1 << 20       # of output text per message, well under the frame limit
 STATE_POLL_INTERVAL = 1.0
+STOP_WAIT = 10.0                   # for the command in progress when the stub stops
 # Changes of an update's status that no command made: reported as events.
 _SPONTANEOUS = {("applied", "disabled"): "disabled", ("applied", "reverted"): "expired",
                 ("disabled", "reverted"): "expired", ("pending", "applied"): "applied",
@@ -112,18 +113,20 @@ class UpdateStub:
 
     def stop(self, timeout=5.0):
         """Disconnect and end the thread (orderly shutdown, detach). The updates stay as
-        they are; start() connects again."""
+        they are; start() connects again. Called from a command, the connection ends
+        right after that command's reply is sent."""
         self._stop.set()
         _started.discard(self)
         channel = self._channel
-        if channel is not None:
+        if channel is not None and not self.runner.running_in_this_thread():
             try:
                 channel.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         with self._queue_cv:
             self._queue_cv.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread is not threading.current_thread() \
+                and not self.runner.running_in_this_thread():
             self._thread.join(timeout)
 
     def _after_fork_in_child(self):
@@ -213,8 +216,9 @@ class UpdateStub:
         # This thread only reads, so keepalives and interrupts are heard while a command
         # runs; commands run one at a time, in order, in the executor thread.
         inbox = queue.SimpleQueue()
-        threading.Thread(target=self._execute_loop, args=(channel, inbox, stop),
-                         name="pyliveupdate-stub-run", daemon=True).start()
+        executor = threading.Thread(target=self._execute_loop, args=(channel, inbox, stop),
+                                    name="pyliveupdate-stub-run", daemon=True)
+        executor.start()
         try:
             while self._current(stop):
                 msg = channel.recv()
@@ -227,6 +231,10 @@ class UpdateStub:
                 inbox.put(msg)
         finally:
             inbox.put(None)
+            if stop.is_set() and stop is self._stop:
+                # An orderly stop: the command in progress (perhaps the one that called
+                # stop()) still gets to send its reply before the link is closed.
+                executor.join(STOP_WAIT)
 
     def _execute_loop(self, channel, inbox, stop):
         while True:
@@ -242,11 +250,14 @@ class UpdateStub:
                 except BaseException as e:  # noqa: BLE001 - answer rather than drop the link
                     reply = {"op": "result", "ok": False, "output": "",
                              "error": "internal error in the stub: %r" % (e,)}
-                if not self._current(stop):
+                if stop is not self._stop:
                     return              # forked inside the command: this is the child
                 if reply is not None:
                     reply.setdefault("id", msg.get("id"))
                     self._send_reply(channel, reply)
+                if stop.is_set():       # stop() called by the command: leave after its reply
+                    channel.close()
+                    return
             except (OSError, protocol.ProtocolError, ValueError):
                 return                  # the link is gone; the reader reconnects
             finally:
