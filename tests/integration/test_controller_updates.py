@@ -234,3 +234,13 @@ def test_use_narrows_an_update_to_processes_and_deploy_widens_it_to_their_instan
     ok, lines = controller.run("deploy(1, to=%d)" % app.pid)
     assert ok and any(l.endswith("applied update(s) 1") for l in lines), lines
     assert set(map(tuple, _applied(controller).values())) == {(1,)}
+
+
+def test_use_matches_only_what_procs_shows(controller, targets, token):
+    app = targets("app.py", controller.port, token)
+    controller.wait_for(1)
+    ok, lines = controller.run("use(1)")          # the first connection, not a pid
+    assert not ok and "no connected process matches 1 (see procs())" in lines[-1], lines
+    assert controller.server.selection is None
+    ok, lines = controller.run("use('app.py')")
+    assert ok and lines[-1].startswith("using 'app.py': now %d " % app.pid), lines
