@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 
-from . import introspect
+from . import introspect, state
 
 MAX_OUTPUT = 4 * 1024 * 1024
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -104,12 +104,28 @@ class CommandRunner:
         self._namespace = None
         self._lock = threading.Lock()
         self.executed = set()  # controller sequence numbers of commands run here (fork-inherited)
+        self.definitions = state.Definitions()
+        self._running = None   # thread ident of the command running now
 
     def after_fork(self):
         self._lock = threading.Lock()
         _Capture._lock = threading.Lock()
         _Capture._captures.clear()
         _Deadline.after_fork()
+
+    def interrupt(self):
+        """Interrupt the command running now, if any (the operator's Ctrl-C)."""
+        tid = self._running
+        if tid is not None:
+            _set_async_exc(tid, CommandInterrupted)
+
+    def running_in_this_thread(self):
+        """Whether the caller is a command this runner is running."""
+        return self._running == threading.get_ident()
+
+    def idle(self):
+        """No command is running (a moment's answer, for the state poll)."""
+        return not self._lock.locked()
 
     @property
     def namespace(self):
@@ -126,6 +142,8 @@ class CommandRunner:
         op = msg.get("op")
         if op == "exec":
             return self.run(msg)
+        if op == "sync":
+            return self.sync(msg)
         if op == "ping":
             return {"op": "pong", "updates": self.update_state()}
         if op == "complete":
@@ -150,13 +168,60 @@ class CommandRunner:
         limit = msg.get("timeout")
         limit = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
         with self._lock:
-            ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True), limit)
+            self._running = threading.get_ident()
+            try:
+                ok, text, error, used = self._execute(src, filename, base, msg.get("echo", True),
+                                                      limit)
+            finally:
+                self._running = None
+                _set_async_exc(threading.get_ident(), None)   # an interrupt that came late
             if isinstance(seq, (str, int)):
                 self.executed.add(seq)
+            try:
+                used = self._settle(msg, ok, used)
+            except Exception as e:  # noqa: BLE001 - the command's own outcome comes first
+                error = (error + "\n" if error else "") + "internal error after the command: %r" % (e,)
         if len(text) > MAX_OUTPUT:
             text = text[:MAX_OUTPUT] + "\n[... output truncated at %d bytes]\n" % MAX_OUTPUT
         return {"op": "result", "ok": ok, "output": text, "error": error, "used": used,
                 "updates": self.update_state()}
+
+    def _settle(self, msg, ok, used):
+        """After a command: a failed one gives its ids back; a replayed one drops what the
+        controller no longer has active and keeps the time to live the others have left.
+        The definition of what it created is kept. Returns the ids it still uses."""
+        base = msg.get("base")
+        if not ok:
+            used = state.discard_unapplied(base, used)
+        else:
+            skip = [i for i in msg.get("skip") or () if isinstance(i, int)]
+            if skip:
+                state.revert_quietly(skip)
+            ttl = msg.get("ttl")
+            if isinstance(ttl, list):
+                state.shorten_ttl({int(i): s for i, s in ttl})
+        self.definitions.record(msg, used)
+        return used
+
+    def sync(self, msg):
+        """Bring this process to the controller's desired state: revert, re-apply, then
+        run the definitions it lacks (each as a replayed exec). One reply for all."""
+        with self._lock, _Capture.this_thread() as buf:
+            manager = state.update_manager()
+            for uid in msg.get("revert") or ():
+                manager.revert_update(uid)
+            for uid in msg.get("reapply") or ():
+                manager.apply_update(uid)
+            text = buf.getvalue()
+        results = []
+        for item in msg.get("run") or ():
+            if isinstance(item, dict):
+                reply = self.run(item)
+                error = (reply.get("error") or "").strip().splitlines()
+                results.append({"seq": item.get("seq"), "ok": reply["ok"], "used": reply.get("used"),
+                                "error": error[-1] if error else None})
+        return {"op": "synced", "ok": all(r["ok"] for r in results), "output": text[-4096:],
+                "results": results, "updates": self.update_state()}
 
     def _execute(self, src, filename, base, echo=True, limit=None):
         ns = self.namespace
@@ -177,11 +242,7 @@ class CommandRunner:
                 return False, buf.getvalue(), _format_error(e, filename), used
 
     def update_state(self):
-        from . import modifications
-        try:
-            return modifications.update_state()
-        except Exception:  # noqa: BLE001
-            return {"active": [], "known": []}
+        return state.report()
 
 
 def _run_tree(tree, filename, ns, echo=True):
@@ -204,6 +265,13 @@ class CommandTimeout(BaseException):
 
     def __str__(self):
         return "the command ran longer than the controller waits for it, and was interrupted"
+
+
+class CommandInterrupted(BaseException):
+    """Raised inside a command the operator interrupted (Ctrl-C at the controller)."""
+
+    def __str__(self):
+        return "interrupted by the operator"
 
 
 class _Deadline:

@@ -194,14 +194,15 @@ class _Modification(Instrument):
                                 type(e).__name__, e), output.TEXT_ENGINE)
             return False
 
-    def _say(self, label, value, line=None):
+    def _say(self, label, value, line=None, call=False, last=False):
         """One debugger line: '<file>, <line>, <module>.<qualname>: <label>: <value>'.
 
         The rate limit is checked before the value is formatted: a closed limit must cost
-        next to nothing in the program's hot path."""
-        if not output.admit(self.id):
-            return
+        next to nothing in the program's hot path. With `call`, the lines of one call
+        (its frame) pass or drop together; `last` marks the call's last line."""
         frame = _tls.frame
+        if not output.admit(self.id, group=id(frame) if call else None, last=last):
+            return
         code = frame.f_code
         module = frame.f_globals.get("__name__", "?")
         output.emit(self.id, "%s, %d, %s.%s: %s: %s" % (
@@ -421,13 +422,13 @@ class FuncDebugger(_Modification):
 
     def __init__(self, pattern, condition=None, ttl=None, rate=None, **options):
         def on_begin(_parameters):
-            self._say("parameters", _parameters)
+            self._say("parameters", _parameters, call=True)
 
         def on_end(_returnvalues, _exception):
             if _exception is not None:
-                self._say("exception", _exception)
+                self._say("exception", _exception, call=True, last=True)
             else:
-                self._say("returnvalues", _returnvalues)
+                self._say("returnvalues", _returnvalues, call=True, last=True)
         super().__init__(pattern, {"func_begin": on_begin, "func_end": on_end},
                          condition=condition, ttl=ttl, rate=rate, **options)
 

@@ -4,8 +4,14 @@ Every line goes to three places, as the original tool did and better:
 the program's stderr, the recording log (when the recorder runs) and the controller's
 live stream (when a stub is connected). Each update has a rate limit (a token bucket,
 default DEFAULT_RATE lines per second with bursts of DEFAULT_BURST); lines over the
-limit are dropped, counted, and the count is reported in every sink the next time that
-update gets a line through, or when report_drops() runs (the stub calls it every second).
+limit are dropped, counted, and reported in every sink: one notice per update at most
+every NOTICE_INTERVAL seconds (with the next line that gets through, or when
+report_drops() runs: the stub calls it every second).
+
+The lines of one call pass or drop together: a debugger admits them with a *group* (the
+call's frame); the first line of a group takes a place in the limit, the later ones
+follow its decision, and `last=True` closes the group. So with rate=3 a call's
+parameters line is never printed without its return value line, or the reverse.
 
 An update whose handlers do nothing but print (the debuggers) also registers a *gate*
 (its engine HandlerStats): while its limit is spent, the gate is closed until the next
@@ -26,6 +32,8 @@ DEFAULT_BURST = 400.0
 # The rate limit counts lines; this bounds their size, so a handler printing megabytes
 # cannot flood the program's stderr, the log or the controller.
 MAX_LINE = 64 * 1024
+NOTICE_INTERVAL = 1.0      # seconds between two drop notices of one update
+MAX_OPEN_GROUPS = 4096     # calls in flight remembered per update (oldest forgotten)
 
 _lock = threading.Lock()
 _buckets = {}          # update id -> _Bucket
@@ -38,12 +46,14 @@ _to_stderr = [True]
 
 class _Bucket:
     __slots__ = ("rate", "burst", "tokens", "stamp", "dropped", "unreported", "emitted",
-                 "gate", "skipped_reported")
+                 "gate", "skipped_reported", "groups", "noticed")
 
     def __init__(self, rate, burst, gate=None):
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
         self.dropped = self.unreported = self.emitted = 0
+        self.groups = {}        # group key (a call in flight) -> admitted?
+        self.noticed = 0.0      # when the last drop notice went out
         self.attach(gate)
 
     def attach(self, gate):
@@ -52,8 +62,9 @@ class _Bucket:
         self.skipped_reported = gate.skipped if gate is not None else 0
 
     def close_gate(self):
-        """Skip the update's handlers until the next token is due."""
-        if self.gate is not None:
+        """Skip the update's handlers until the next token is due (not while an admitted
+        call is in flight: its last line would be skipped with the handlers)."""
+        if self.gate is not None and not any(self.groups.values()):
             wait = (1.0 - self.tokens) / self.rate
             self.gate.gate_until_ns = time.monotonic_ns() + max(1, int(wait * 1e9))
 
@@ -130,15 +141,30 @@ def _take(bucket):  # with _lock held
     return False
 
 
-def admit(update_id):
+def admit(update_id, group=None, last=False):
     """Take one line's place in the update's rate limit *before* the line is built.
 
     Debuggers call it first, so a closed limit costs a bucket check, not the formatting
-    of values; the line is then sent with ``emit(..., admitted=True)``.
+    of values; the line is then sent with ``emit(..., admitted=True)``. Lines given one
+    `group` (a call's frame) share the decision of its first line; `last` closes it.
     """
     try:
         with _lock:
-            return _take(_bucket(update_id))
+            bucket = _bucket(update_id)
+            if group is None:
+                return _take(bucket)
+            decided = bucket.groups.pop(group, None) if last else bucket.groups.get(group)
+            if decided is not None:
+                if not decided:
+                    bucket.dropped += 1
+                    bucket.unreported += 1
+                return decided
+            decided = _take(bucket)
+            if not last:
+                if len(bucket.groups) >= MAX_OPEN_GROUPS:
+                    del bucket.groups[next(iter(bucket.groups))]
+                bucket.groups[group] = decided
+            return decided
     except Exception:  # noqa: BLE001 - output must never break the program
         return False
 
@@ -166,9 +192,14 @@ def emit(update_id, text, kind=TEXT_DEBUG, admitted=False):
         return False
 
 
-def _take_notice(update_id, bucket):
+def _take_notice(update_id, bucket, force=False):
+    """The drop notice due for bucket, or None (at most one per NOTICE_INTERVAL)."""
     if not bucket.unreported:
         return None
+    now = time.monotonic()
+    if not force and now - bucket.noticed < NOTICE_INTERVAL:
+        return None
+    bucket.noticed = now
     n, bucket.unreported = bucket.unreported, 0
     skipped = bucket.skipped() - bucket.skipped_reported
     bucket.skipped_reported += skipped
@@ -183,6 +214,7 @@ def report_drops():
     """Report drops that no later line has reported yet. Returns how many were reported."""
     with _lock:
         notices = [(uid, _take_notice(uid, b)) for uid, b in _buckets.items() if b.unreported]
+        notices = [(uid, n) for uid, n in notices if n]
         streams = list(_streams)
     for uid, notice in notices:
         _deliver(uid, TEXT_ENGINE, notice, streams)
@@ -206,7 +238,7 @@ def forget(update_id):
         gate = _gates.pop(update_id, None)
         if gate is not None:
             gate.gate_until_ns = 0
-        notice = _take_notice(update_id, bucket) if bucket else None
+        notice = _take_notice(update_id, bucket, force=True) if bucket else None
         streams = list(_streams)
     if notice:
         _deliver(update_id, TEXT_ENGINE, notice, streams)

@@ -21,6 +21,10 @@ Handshake (the stub dials, the controller listens):
 
 Each side checks the other's proof before it sends anything that depends on the token,
 with fresh 32-byte nonces per connection, so proofs are never reusable.
+
+Liveness: after the handshake each side sends {"op": "ka"} when it has sent nothing for
+KEEPALIVE_INTERVAL seconds, and gives the peer up when nothing arrived for
+KEEPALIVE_TIMEOUT seconds (a frozen or vanished peer is noticed; TCP alone never would).
 """
 import hashlib
 import hmac
@@ -37,6 +41,12 @@ MAX_HANDSHAKE_FRAME = 4096
 NONCE_BYTES = 32
 TAG_BYTES = 32
 HANDSHAKE_TIMEOUT = 10.0
+# A handshake object is flat: {"hello": ..., "nonce": ...}. Unauthenticated bytes are
+# never handed to json.loads with more nesting than this (4,000 '[' would exhaust the
+# C stack check and raise RecursionError, which is not a ValueError).
+MAX_HANDSHAKE_DEPTH = 2
+KEEPALIVE_INTERVAL = 2.5
+KEEPALIVE_TIMEOUT = 9.0
 
 _LENGTH = struct.Struct(">I")
 
@@ -47,6 +57,15 @@ class ProtocolError(Exception):
 
 class AuthError(ProtocolError):
     """The peer failed to prove it knows the token."""
+
+
+class MessageTooLarge(ValueError):
+    """A message we were about to send exceeds the frame limit; nothing was sent and
+    the connection is as usable as before."""
+
+
+class PeerSilent(ProtocolError):
+    """Nothing arrived from the peer for KEEPALIVE_TIMEOUT seconds: it is gone or frozen."""
 
 
 class TokenError(Exception):
@@ -125,11 +144,42 @@ def _recv_payload(sock, limit):
     return _recv_exact(sock, length)
 
 
-def _decode(body):
+def nesting_depth(text, limit):
+    """The deepest bracket nesting of JSON text outside strings, counting no further
+    than limit + 1 (so a hostile frame costs one pass and no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _decode(body, max_depth=None):
     try:
-        obj = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        if max_depth is not None and nesting_depth(text, max_depth) > max_depth:
+            raise ProtocolError("malformed frame: nested deeper than %d levels" % max_depth)
+        obj = json.loads(text)
     except (UnicodeDecodeError, ValueError) as e:
         raise ProtocolError("malformed frame: %s" % e) from None
+    except RecursionError:
+        raise ProtocolError("malformed frame: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("malformed frame: expected a JSON object")
     return obj
@@ -145,7 +195,7 @@ def _send_plain(sock, obj):
 
 
 def _recv_plain(sock):
-    return _decode(_recv_payload(sock, MAX_HANDSHAKE_FRAME))
+    return _decode(_recv_payload(sock, MAX_HANDSHAKE_FRAME), MAX_HANDSHAKE_DEPTH)
 
 
 # --- handshake --------------------------------------------------------------
@@ -222,10 +272,14 @@ class Channel:
     """An authenticated connection: send() and recv() JSON objects.
 
     send() may be called from several threads (it holds a lock); recv() from one.
+    After start_liveness() recv() raises PeerSilent when the peer stays silent too long.
     """
 
     def __init__(self, sock, key, my_label, peer_label):
         import threading
+        import time
+        self._clock = time.monotonic
+        self.last_sent = self._clock()
         self.sock = sock
         self._key = key
         self._send_label = my_label
@@ -238,21 +292,40 @@ class Channel:
     def _tag(self, label, seq, body):
         return hmac.new(self._key, label + seq.to_bytes(8, "big") + body, hashlib.sha256).digest()
 
+    def start_liveness(self, timeout=None):
+        """From now on a recv() that waits longer than `timeout` raises PeerSilent (the
+        peer sends keepalives); sends that stall that long fail as OSError."""
+        self.sock.settimeout(KEEPALIVE_TIMEOUT if timeout is None else timeout)
+
     def send(self, obj):
+        """Send one message. MessageTooLarge (nothing sent, channel intact) when it is
+        over the frame limit; OSError when the link failed (the channel is then dead)."""
         body = _encode(obj)
         if len(body) + TAG_BYTES > MAX_FRAME:
-            raise ProtocolError("message of %d bytes exceeds the frame limit" % len(body))
+            raise MessageTooLarge("message of %s exceeds the frame limit of %s; not sent"
+                                  % (_size(len(body)), _size(MAX_FRAME - TAG_BYTES)))
         with self._send_lock:
             tag = self._tag(self._send_label, self._send_seq, body)
             self._send_seq += 1
             self.sock.sendall(_LENGTH.pack(len(body) + TAG_BYTES) + tag + body)
+            self.last_sent = self._clock()
+
+    def keepalive_due(self):
+        return self._clock() - self.last_sent >= KEEPALIVE_INTERVAL
+
+    def send_keepalive(self):
+        self.send({"op": "ka"})
 
     def _fill(self, n):
         # One recv() usually brings a whole frame: each blocking call gives up the GIL,
         # and getting it back from a busy program thread costs up to the switch interval.
         buf = self._buf
         while len(buf) < n:
-            chunk = self.sock.recv(max(65536, min(n - len(buf), 1 << 20)))
+            try:
+                chunk = self.sock.recv(max(65536, min(n - len(buf), 1 << 20)))
+            except TimeoutError:
+                raise PeerSilent("nothing heard from the peer for %g s (frozen, or the "
+                                 "network dropped it)" % self.sock.gettimeout()) from None
             if not chunk:
                 raise EOFError("connection closed by peer")
             buf += chunk
@@ -288,6 +361,10 @@ class Channel:
             self.sock.close()
         except OSError:
             pass
+
+
+def _size(n):
+    return "%.1f MiB" % (n / 1048576) if n >= 1048576 else "%d bytes" % n
 
 
 def parse_address(text, default_port=50050):

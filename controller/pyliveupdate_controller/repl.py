@@ -5,8 +5,10 @@
 
 Statements run in every connected process (or those chosen with use(...)); each reply
 line is prefixed with the process (pid, host, program). Controller-side commands:
-patch('file.py'), procs(), ping, use(...), exit; show('mod.func') prints the target's
-source with line numbers.
+patch('file.py'), procs(), ping, use(...), deploy(ids, to=pid), exit; LU.ls() lists the
+fleet's updates (LU.ls(detail=True) asks every process); show('mod.func') prints the
+target's source with line numbers. A top-level call given sticky=True makes the updates
+it creates follow the program across restarts.
 """
 import argparse
 import ast
@@ -18,18 +20,26 @@ import time
 
 from pyliveupdate import protocol
 
+from . import listing
 from . import server as server_mod
 
-LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "exit", "quit", "help")
+LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "deploy", "more", "exit", "quit", "help")
+LISTERS = ("LU", "FP", "LP", "FD", "LD", "VD")
 HELP = """\
 Statements run in every selected process; results are prefixed [pid host program].
 Predefined in the processes:
   FP.profile(scope)  LP.profile(func, lines)  FD.debug(scope)  LD.debug(func, lines=())
-  VD.debug(func, vars)  FP.top()  LP.show()  LU.ls()  LU.revert(ids)  LU.apply(ids)
+  VD.debug(func, vars)  FP.top()  LP.show()  LU.revert(ids)  LU.apply(ids)
   show('mod.func')   every one accepts condition='expr' and ttl=seconds
+An update is meant for the selected processes' running instances (their master's later
+workers included); sticky=True on the call also gives it to later runs of the program.
 Here in the controller:
-  patch('file.py')   run a local file in the processes (Instrument/Redefine/...)
+  patch('file.py', sticky=False)  run a local file in the processes (Instrument/Redefine/...)
+  LU.ls(all=False)   the fleet's updates: in how many processes applied/pending/failed/
+                     disabled, and why (LU.ls(detail=True): each process's own listing)
+  deploy(ids, to=pid)  give active updates to that process's instance too
   procs()            connected processes      ping   round-trip to each process
+  more()             the last replies in full (long ones are summarised: "… N more")
   use(pid|'prog'|'all', ...)  choose processes                 exit   leave
 """
 
@@ -42,6 +52,7 @@ class Console:
             color = self.out.isatty() and not os.environ.get("NO_COLOR")
         self.color = color
         self._print_lock = threading.Lock()
+        self.last_results = None
 
     # --- printing -----------------------------------------------------------
 
@@ -57,19 +68,44 @@ class Console:
         tag = "[%s]" % proc.label
         self.write_lines([self._paint(tag, "36") + " " + line for line in text.splitlines() or [""]])
 
+    def echo_command(self, src):
+        """Scripted mode: say which command the following lines belong to."""
+        lines = src.strip().splitlines() or [""]
+        head = ">>> " + lines[0] + (" …" if len(lines) > 1 else "")
+        if len(head) > listing.LINE_CHARS:
+            head = head[:listing.LINE_CHARS] + " …"
+        self.write_lines([self._paint(head, "1")])
+
     def event(self, text):
         self.write_lines([self._paint("[pylu-controller] " + text, "33")])
 
-    def show_results(self, results):
+    def show_results(self, results, full=False):
+        """Each process's reply under its tag; long replies are summarised (more() shows
+        the last ones in full)."""
         lines = []
+        cut = False
+        limits = {"lines": 1 << 62, "chars": 1 << 62} if full else {}
         for proc, reply in results:
             tag = self._paint("[%s]" % proc.label, "36")
-            for line in (reply.get("output") or "").splitlines():
-                lines.append("%s %s" % (tag, line))
+            shown, c1 = listing.clip(reply.get("output") or "", **limits)
+            lines.extend("%s %s" % (tag, line) for line in shown)
             if not reply.get("ok"):
-                for line in (reply.get("error") or "failed").splitlines():
-                    lines.append("%s %s" % (tag, self._paint(line, "31")))
+                shown, c2 = listing.clip(reply.get("error") or "failed", **limits)
+                lines.extend("%s %s" % (tag, self._paint(line, "31")) for line in shown)
+                c1 = c1 or c2
+            cut = cut or c1
+        if cut:
+            lines.append(self._paint("[pylu-controller] summarised: more() prints these "
+                                     "replies in full", "33"))
+        self.last_results = results
         self.write_lines(lines)
+
+    def cmd_more(self):
+        """The last command's replies, in full."""
+        if not self.last_results:
+            raise ValueError("no command has replied yet")
+        self.show_results(self.last_results, full=True)
+        return True
 
     # --- commands -----------------------------------------------------------
 
@@ -77,6 +113,11 @@ class Console:
         """Run one command (local or remote). Returns True when it succeeded everywhere."""
         if not src.strip():
             return True
+        listing = _listing_call(src)
+        if listing is not None:
+            if listing.pop("detail", False):
+                return self.remote("LU.ls(%s)" % ("all=True" if listing.get("all") else ""))
+            return self.cmd_ls(**listing)
         local = _local_call(src)
         if local is not None:
             name, args, kwargs = local
@@ -85,10 +126,11 @@ class Console:
             except (TypeError, ValueError, OSError) as e:
                 self.event("%s: %s" % (name, e))
                 return False
-        return self.remote(src)
+        src, sticky = _without_sticky(src)
+        return self.remote(src, sticky=sticky)
 
-    def remote(self, src, filename="<controller>", echo=True):
-        results = self.server.run(src, filename, echo=echo)
+    def remote(self, src, filename="<controller>", echo=True, sticky=False):
+        results = self.server.run(src, filename, echo=echo, sticky=sticky)
         if not results:
             self.event("no process is connected%s; nothing ran"
                        % (" (or selected: see use())" if self.server.selection is not None else ""))
@@ -96,11 +138,36 @@ class Console:
         self.show_results(results)
         return all(r.get("ok") for _, r in results)
 
-    def cmd_patch(self, path):
+    def cmd_patch(self, path, sticky=False):
         path = os.path.abspath(os.path.expanduser(path))
         with open(path, encoding="utf-8") as f:
             src = f.read()
-        return self.remote(src, filename="<patch %s>" % path, echo=False)
+        return self.remote(src, filename="<patch %s>" % path, echo=False, sticky=bool(sticky))
+
+    def cmd_deploy(self, ids, to=None):
+        """Give active updates to more instances: those of process `to` (a pid), or of
+        the selected processes."""
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        if to is None:
+            procs = self.server.processes()
+        else:
+            procs = [p for p in self.server.processes(all_=True) if p.pid == to]
+            if not procs:
+                raise ValueError("no connected process has pid %r (see procs())" % (to,))
+        results = self.server.deploy(ids, procs)
+        lines = ["[%s] %s" % (p.label, "; ".join(r["summary"]) or "already up to date")
+                 for p, r in results]
+        self.write_lines(lines)
+        return all(r.get("ok") for _, r in results)
+
+    def cmd_ls(self, all=False):
+        procs = self.server.processes(all_=True)
+        rows = self.server.fleet.summary([(p.ident, p.states, p.reasons) for p in procs], all)
+        if not rows:
+            self.write_lines(["no update is active" if not all else "no update"])
+            return True
+        self.write_lines(listing.update_rows(rows, len(procs)))
+        return True
 
     def cmd_procs(self):
         procs = self.server.processes(all_=True)
@@ -112,7 +179,7 @@ class Console:
             rows.append(("*" if p in chosen else " ", str(p.pid), str(info.get("host", "?")),
                          str(info.get("program", "?")), str(info.get("python", "?")),
                          _duration(now - float(info.get("started") or now)),
-                         ",".join(str(i) for i in p.updates.get("active") or ()) or "-",
+                         listing.process_updates(p.states),
                          " ".join(info.get("argv") or ())))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
@@ -139,23 +206,21 @@ class Console:
         return ok
 
     def cmd_use(self, *which):
+        """Choose processes by what procs() shows: pid, program or host. The choice is a
+        rule: workers that come later and match it are chosen too."""
         if not which:
             pass
         elif which == ("all",):
             self.server.selection = None
         else:
-            chosen = set()
-            for p in self.server.processes(all_=True):
-                keys = {p.pid, p.number, p.info.get("program"), p.info.get("host")}
-                if any(w in keys for w in which):
-                    chosen.add(p)
-            if not chosen:
+            if not any(server_mod.selected(p, which) for p in self.server.processes(all_=True)):
                 raise ValueError("no connected process matches %s (see procs())"
                                  % ", ".join(map(repr, which)))
-            self.server.selection = chosen
+            self.server.selection = tuple(which)
         sel = self.server.processes()
-        self.write_lines(["using %s" % ("every process" if self.server.selection is None
-                                         else ", ".join(p.label for p in sel))])
+        self.write_lines(["using %s" % ("every process" if self.server.selection is None else
+                                        "%s: now %s" % (", ".join(map(repr, self.server.selection)),
+                                                        listing.more([p.label for p in sel])))])
         return True
 
     def cmd_help(self):
@@ -169,11 +234,24 @@ class Console:
 
     # --- interactive --------------------------------------------------------
 
+    local_names = LOCAL_COMMANDS
+
     def interact(self):
+        banner = ("pylu-controller: listening on %s:%d; %d process(es) connected. "
+                  "help() for commands." % (self.server.host, self.server.port,
+                                            len(self.server.processes(all_=True))))
+        try:
+            from . import prompt
+        except ImportError:   # prompt_toolkit missing: the plain console below
+            prompt = None
+        if prompt is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            return prompt.interact(self, _history_path(), banner)
+        self.interact_plain(banner)
+
+    def interact_plain(self, banner):
+        """input() and readline: for a stdin that is not a terminal, or no prompt_toolkit."""
         _setup_readline(self.server)
-        self.write_lines(["pylu-controller: listening on %s:%d; %d process(es) connected. "
-                          "help() for commands." % (self.server.host, self.server.port,
-                                                    len(self.server.processes(all_=True)))])
+        self.write_lines([banner])
         buf = []
         while True:
             try:
@@ -200,7 +278,7 @@ class Console:
             except EOFError:
                 return
             except KeyboardInterrupt:
-                self.event("interrupted (the command may still be running in the processes)")
+                self.event("interrupted")
 
 
 def _local_call(src):
@@ -223,6 +301,53 @@ def _local_call(src):
             return None
         return node.func.id, args, kwargs
     return None
+
+
+def _listing_call(src):
+    """{'all': bool, 'detail': bool} when src is LU.ls(...) (or FP.ls(), ...), else None."""
+    try:
+        tree = ast.parse(src.strip(), mode="exec")
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    node = tree.body[0].value
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "ls" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in LISTERS and len(node.args) <= 1):
+        return None
+    try:
+        out = {"all": bool(ast.literal_eval(node.args[0])) if node.args else False}
+        for k in node.keywords:
+            if k.arg not in ("all", "detail"):
+                return None
+            out[k.arg] = bool(ast.literal_eval(k.value))
+    except ValueError:
+        return None
+    return out
+
+
+def _without_sticky(src):
+    """(src, sticky): a `sticky=` keyword of top-level calls is the controller's, not the
+    target's; it is taken out of the source sent."""
+    try:
+        tree = ast.parse(src, mode="exec")
+    except SyntaxError:
+        return src, False
+    sticky = None
+    for stmt in tree.body:
+        value = getattr(stmt, "value", None)
+        if isinstance(stmt, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call):
+            for k in list(value.keywords):
+                if k.arg == "sticky":
+                    try:
+                        sticky = bool(ast.literal_eval(k.value)) or bool(sticky)
+                    except ValueError:
+                        return src, False   # let the target say what is wrong with it
+                    value.keywords.remove(k)
+    if sticky is None:
+        return src, False
+    return ast.unparse(tree), sticky
 
 
 def _duration(seconds):
@@ -341,6 +466,7 @@ def main(argv=None):
         if args.command:
             ok = True
             for cmd in args.command:
+                console.echo_command(cmd)
                 try:
                     ok &= console.execute(cmd)
                 except EOFError:

@@ -3,10 +3,13 @@
 One Server accepts any number of stubs. A command is broadcast to the selected
 processes and their replies are collected. The server hands out update ids: each
 command runs in every process inside an id block starting at the next free id, and the
-next free id advances by the most ids any process used, so update N is the same update
-everywhere. Commands that created updates are kept; a process that connects later
-replays the ones it has not run (with their id blocks), then reverts the updates that
-are no longer active anywhere.
+next free id advances by the most ids any process kept (a command that failed
+everywhere keeps none), so update N is the same update everywhere.
+
+What the fleet should hold is fleet.DesiredState: the active updates with the command
+that created them and whom they are for. A process that connects gets one sync that
+brings it there before it takes part in commands. Keepalives both ways find a peer that
+froze or vanished (protocol.py); no exception leaves a session thread.
 """
 import itertools
 import secrets
@@ -18,23 +21,30 @@ import time
 
 from pyliveupdate import protocol
 
+from . import fleet
+
 COMMAND_TIMEOUT = 60.0
 INTERRUPT_GRACE = 1.0
+INTERRUPT_WAIT = 5.0      # for the replies of a command interrupted with Ctrl-C
 
 
 class Process:
     """One connected stub."""
 
-    def __init__(self, server, channel, peer, number):
+    def __init__(self, server, channel, peer, number, hello):
         self.server = server
         self.channel = channel
         self.peer = peer
         self.number = number
-        self.info = {}
+        self.info = hello
+        self.ident = fleet.Identity(hello)
         self.connected_at = time.time()
+        self.executed = set(hello.get("executed") or ())
         self.updates = {"active": [], "known": []}
-        self.executed = set()
+        self.states, self.reasons, self.ttl = {}, {}, {}
+        self.set_updates(hello.get("updates"))
         self.alive = True
+        self.synced = threading.Event()
         self._pending = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -47,20 +57,45 @@ class Process:
     def label(self):
         return "%s %s %s" % (self.pid, self.info.get("host", "?"), self.info.get("program", "?"))
 
+    def set_updates(self, reported):
+        """Take a stub's update report (stub state.report())."""
+        if not isinstance(reported, dict):
+            return
+        self.updates = reported
+        states, reasons = {}, {}
+        for row in reported.get("states") or ():
+            try:
+                uid = int(row[0])
+            except (TypeError, ValueError, IndexError):
+                continue
+            states[uid] = row[1]
+            reasons[uid] = row[2] if len(row) > 2 else None
+        if not states:  # an older stub: ids only
+            states = {int(i): "reverted" for i in reported.get("known") or ()}
+            states.update({int(i): "applied" for i in reported.get("active") or ()})
+        self.states, self.reasons = states, reasons
+        self.ttl = {int(i): float(t) for i, t in reported.get("ttl") or ()}
+
     def send_request(self, msg):
         """Send msg; returns a waiter whose .wait(timeout) gives the reply dict."""
         waiter = _Waiter()
         with self._lock:
             if not self.alive:
-                waiter.set({"op": "result", "ok": False, "output": "",
-                            "error": "process disconnected"})
+                waiter.set(_failure("process disconnected"))
                 return waiter
             rid = next(self._ids)
             self._pending[rid] = waiter
         try:
             self.channel.send(dict(msg, id=rid))
+        except protocol.MessageTooLarge as e:
+            with self._lock:
+                self._pending.pop(rid, None)
+            waiter.set(_failure(str(e)))
         except (OSError, protocol.ProtocolError) as e:
+            # The link is broken: close it, so the reader ends the session and the
+            # process leaves the list instead of staying there, deaf.
             self._fail_pending("connection lost: %s" % e)
+            self.close()
         return waiter
 
     def request(self, msg, timeout=COMMAND_TIMEOUT):
@@ -77,10 +112,14 @@ class Process:
             self.alive = False
             pending, self._pending = self._pending, {}
         for waiter in pending.values():
-            waiter.set({"op": "result", "ok": False, "output": "", "error": reason})
+            waiter.set(_failure(reason))
 
     def close(self):
         self.channel.close()
+
+
+def _failure(reason):
+    return {"op": "result", "ok": False, "output": "", "error": reason}
 
 
 class _Waiter:
@@ -92,6 +131,9 @@ class _Waiter:
         self.value = value
         self._event.set()
 
+    def done(self):
+        return self._event.is_set()
+
     def wait(self, timeout):
         if not self._event.wait(timeout):
             return {"op": "result", "ok": False, "output": "",
@@ -99,22 +141,12 @@ class _Waiter:
         return self.value
 
 
-class Command:
-    def __init__(self, seq, src, filename, base, echo=True):
-        self.seq, self.src, self.filename, self.base = seq, src, filename, base
-        self.echo = echo
-        self.used = 0
-
-    def message(self):
-        return {"op": "exec", "src": self.src, "filename": self.filename, "base": self.base,
-                "seq": self.seq, "echo": self.echo}
-
-
 class Server:
     """Listens for stubs. Callbacks (all optional, called from server threads):
 
     on_output(process, update_id, kind, text)   a line of live debug output
-    on_event(text)                              connections, disconnections, catch-up
+    on_event(text)                              connections, disconnections, syncs, and
+                                                what processes report by themselves
     """
 
     def __init__(self, host="127.0.0.1", port=50050, token=None, ssl_context=None,
@@ -126,9 +158,7 @@ class Server:
         self.on_event = on_event or (lambda text: None)
         self.command_timeout = command_timeout
         self.next_id = 1
-        self.active_ids = set()     # applied in some process, as last reported
-        self.reverted_ids = set()   # seen applied, then reverted everywhere
-        self.history = []
+        self.fleet = fleet.DesiredState()
         self._seq = itertools.count(1)
         self._run_id = secrets.token_hex(6)  # command sequence numbers are per controller run
         self._numbers = itertools.count(1)
@@ -138,7 +168,7 @@ class Server:
         self._changed = threading.Condition(self._lock)
         self._sock = None
         self._closing = False
-        self.selection = None  # None = every process; else a set of Process
+        self.selection = None  # None = every process; else pids/programs/hosts (selected())
 
     # --- listening ----------------------------------------------------------
 
@@ -155,6 +185,7 @@ class Server:
         self._sock = sock
         self.port = sock.getsockname()[1]
         threading.Thread(target=self._accept_loop, name="pylu-accept", daemon=True).start()
+        threading.Thread(target=self._keepalive_loop, name="pylu-keepalive", daemon=True).start()
         return self
 
     def close(self):
@@ -180,6 +211,16 @@ class Server:
             threading.Thread(target=self._session, args=(conn, peer),
                              name="pylu-session", daemon=True).start()
 
+    def _keepalive_loop(self):
+        while not self._closing:
+            time.sleep(protocol.KEEPALIVE_INTERVAL / 2)
+            for proc in self.processes(all_=True):
+                try:
+                    if proc.channel.keepalive_due():
+                        proc.channel.send_keepalive()
+                except (OSError, ValueError, protocol.ProtocolError):
+                    proc.close()   # its reader ends the session and says why
+
     def _session(self, conn, peer):
         where = "%s:%s" % peer[:2]
         proc = None
@@ -192,11 +233,8 @@ class Server:
             hello = channel.recv()
             if hello.get("op") != "hello":
                 raise protocol.ProtocolError("expected hello, got %r" % hello.get("op"))
-            conn.settimeout(None)
-            proc = Process(self, channel, peer, next(self._numbers))
-            proc.info = hello
-            proc.executed = set(hello.get("executed") or ())
-            proc.updates = hello.get("updates") or proc.updates
+            channel.start_liveness()
+            proc = Process(self, channel, peer, next(self._numbers), hello)
             reader = threading.Thread(target=self._read_loop, args=(proc,),
                                       name="pylu-read", daemon=True)
             reader.start()
@@ -205,76 +243,93 @@ class Server:
         except (protocol.ProtocolError, ssl.SSLError, OSError, EOFError, ValueError) as e:
             if not self._closing:
                 self.on_event("connection from %s closed: %s" % (where, _reason(e)))
+        except Exception as e:  # noqa: BLE001 - a session thread never dies with a traceback
+            if not self._closing:
+                self.on_event("connection from %s closed: internal error: %r" % (where, e))
+        finally:
+            if proc is not None:
+                self._remove(proc)
             try:
                 conn.close()
             except OSError:
                 pass
-        finally:
-            if proc is not None:
-                self._remove(proc)
 
     def _read_loop(self, proc):
         reason = "disconnected"
         try:
             while True:
                 msg = proc.channel.recv()
-                if msg.get("op") == "out":
+                op = msg.get("op")
+                if op == "ka":
+                    continue
+                if op == "out":
                     for item in msg.get("lines") or ():
                         if isinstance(item, list) and len(item) == 3:
                             self.on_output(proc, item[0], item[1], str(item[2]))
+                elif op == "event":
+                    self._on_process_event(proc, msg)
                 else:
-                    if isinstance(msg.get("updates"), dict):
-                        proc.updates = msg["updates"]
+                    proc.set_updates(msg.get("updates"))
                     proc._deliver(msg)
-        except EOFError:
+        except (EOFError, ConnectionResetError):
             pass
         except (protocol.ProtocolError, OSError, ssl.SSLError) as e:
             reason = "connection closed: %s" % _reason(e)
+        except Exception as e:  # noqa: BLE001 - a malformed message from a peer
+            reason = "connection closed: internal error: %r" % (e,)
+        if reason == "disconnected" and proc._pending and not _exists(proc):
+            # Most likely the command: a patch that called os._exit, or crashed it.
+            reason = ("the process ended while running the command (it exited: os._exit, "
+                      "a signal, a crash, or its server recycled it)")
         proc._fail_pending(reason)
         proc.close()
+        self._remove(proc)      # before it is announced: whoever hears of it sees it gone
         if not self._closing:
             self.on_event("process %s left (%s)" % (proc.label, reason))
 
+    def _on_process_event(self, proc, msg):
+        if isinstance(msg.get("updates"), dict):
+            proc.set_updates(msg["updates"])
+        for item in msg.get("events") or ():
+            if not (isinstance(item, list) and len(item) == 3):
+                continue
+            uid, kind, text = item
+            if isinstance(uid, int):
+                # Not under the command lock: a command waits for this thread's replies.
+                # (It only marks one id inactive.)
+                self.fleet.event(uid, kind)
+            self.on_event("process %s: update %s %s%s" % (proc.label, uid, kind,
+                                                         ": %s" % text if text else ""))
+
+    # --- joining: one sync to the desired state --------------------------------
+
     def _admit(self, proc):
-        """Bring a new process up to date, then include it in broadcasts."""
+        """Bring a new process to the desired state, then include it in broadcasts.
+        The sync is sent before the process joins: a command sent after it runs after
+        it there (a stub handles its messages in order)."""
         with self._command_lock:
-            notes = self._catch_up(proc)
+            known = set(proc.states)
+            if known:  # ids an earlier controller handed out are taken: never reuse them
+                self.next_id = max(self.next_id, max(known) + 1)
+            self.fleet.learn(proc.ident, proc.info, proc.states, proc.ttl)
+            msg, notes = self.fleet.plan(proc.ident, proc.states, proc.executed)
+            waiter = proc.send_request(msg)
+            for item in msg["run"]:
+                proc.executed.add(item["seq"])
             with self._lock:
                 self._processes.append(proc)
                 self._changed.notify_all()
+        reply = waiter.wait(self.command_timeout)
+        proc.synced.set()
+        notes = _sync_notes(msg, reply) + notes
         self.on_event("process %s connected from %s:%s%s"
-                      % (proc.label, proc.peer[0], proc.peer[1], notes))
-
-    def _catch_up(self, proc):
-        notes = []
-        replay = [c for c in self.history if c.used and c.seq not in proc.executed]
-        for cmd in replay:
-            reply = proc.request(cmd.message(), self.command_timeout)
-            proc.executed.add(cmd.seq)
-            if not reply.get("ok"):
-                notes.append("replay of update(s) %s failed: %s"
-                             % (_id_range(cmd), (reply.get("error") or "").splitlines()[-1:]))
-        if replay:
-            notes.append("replayed update(s) %s" % ", ".join(_id_range(c) for c in replay))
-        have = {int(i) for i in proc.updates.get("known") or ()}
-        if have:  # ids from an earlier controller session are taken there: never reuse them
-            self.next_id = max(self.next_id, max(have) + 1)
-        active = {int(i) for i in proc.updates.get("active") or ()}
-        stale = sorted(active & self.reverted_ids)
-        self.active_ids |= active - self.reverted_ids
-        if stale:
-            reply = proc.request({"op": "exec", "src": "LU.revert(%r)" % (stale,)},
-                                 self.command_timeout)
-            notes.append("reverted %s" % stale if reply.get("ok")
-                         else "revert of %s failed: %s" % (stale, reply.get("error")))
-        return "; " + "; ".join(notes) if notes else ""
+                      % (proc.label, proc.peer[0], proc.peer[1],
+                         "; " + "; ".join(notes) if notes else ""))
 
     def _remove(self, proc):
         with self._lock:
             if proc in self._processes:
                 self._processes.remove(proc)
-            if self.selection is not None:
-                self.selection.discard(proc)
             self._changed.notify_all()
 
     # --- processes ----------------------------------------------------------
@@ -284,9 +339,10 @@ class Server:
             procs = list(self._processes)
         if all_ or self.selection is None:
             return procs
-        return [p for p in procs if p in self.selection]
+        return [p for p in procs if selected(p, self.selection)]
 
     def wait_for(self, count, timeout):
+        """Wait until `count` processes are connected and synced."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while len(self._processes) < count:
@@ -294,44 +350,98 @@ class Server:
                 if left <= 0:
                     return False
                 self._changed.wait(left)
-        return True
+            procs = list(self._processes)
+        return all(p.synced.wait(max(0.0, deadline - time.monotonic())) for p in procs)
 
     # --- commands -----------------------------------------------------------
 
-    def run(self, src, filename="<controller>", timeout=None, echo=True):
+    def run(self, src, filename="<controller>", timeout=None, echo=True, sticky=False):
         """Run src in every selected process. Returns [(process, reply)] in connection order.
 
-        echo: print the value of a final expression statement, as the console does."""
+        echo: print the value of a final expression statement, as the console does.
+        sticky: updates it creates follow the selected programs across restarts."""
         timeout = self.command_timeout if timeout is None else timeout
         with self._command_lock:
             procs = self.processes()
             if not procs:
                 return []
-            cmd = Command("%s:%d" % (self._run_id, next(self._seq)), src, filename,
-                          self.next_id, echo)
-            msg = dict(cmd.message(), timeout=timeout)
+            everyone = self.processes(all_=True)
+            selector = fleet.Selector.for_selection([p.ident for p in procs],
+                                                    [p.ident for p in everyone])
+            seq = "%s:%d" % (self._run_id, next(self._seq))
+            base = self.next_id
+            define = {"selector": selector.to_json(), "sticky": bool(sticky)}
+            msg = {"op": "exec", "src": src, "filename": filename, "base": base, "seq": seq,
+                   "echo": echo, "timeout": timeout, "define": define}
+            before = {p: dict(p.states) for p in procs}
             waiters = [(p, p.send_request(msg)) for p in procs]
             # The stubs interrupt the command at `timeout`; the grace lets that report arrive.
             deadline = time.monotonic() + timeout + INTERRUPT_GRACE
-            results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
+            try:
+                results = [(p, w.wait(max(0.0, deadline - time.monotonic()))) for p, w in waiters]
+            except KeyboardInterrupt:
+                results = self._interrupt(waiters)
+            used = 0
             for p, reply in results:
-                p.executed.add(cmd.seq)
+                p.executed.add(seq)
                 try:
-                    cmd.used = max(cmd.used, int(reply.get("used") or 0))
+                    used = max(used, int(reply.get("used") or 0))
                 except (TypeError, ValueError):
                     pass
-            self.next_id += cmd.used
-            if cmd.used:
-                self.history.append(cmd)
-            answered = [r for _, r in results if isinstance(r.get("updates"), dict)]
-            if answered:
-                active = set()
-                for r in answered:
-                    active.update(int(i) for i in r["updates"].get("active") or ())
-                self.reverted_ids |= self.active_ids - active
-                self.reverted_ids -= active
-                self.active_ids = active
+            self.next_id += used
+            answered = [p for p, r in results if isinstance(r.get("updates"), dict)]
+            self.fleet.add_command(seq, src, filename, base, used, selector, sticky,
+                                   [p.states for p in answered])
+            self.fleet.note_ttl({i: t for p in answered for i, t in p.ttl.items()})
+            # Judged by the processes still there: one that ended meanwhile (a recycled
+            # worker) would keep a reverted update "applied somewhere" for ever.
+            still = [p for p in self.processes(all_=True) if p.alive]
+            self.fleet.observe([(p.ident, before[p], p.states) for p in answered],
+                               [(p.ident, p.states) for p in still])
             return results
+
+    def _interrupt(self, waiters):
+        """Ctrl-C during a command: interrupt it in every process still running it, then
+        collect the replies (which say what was interrupted), bounded."""
+        interrupted = []
+        for p, w in waiters:
+            if not w.done():
+                interrupted.append(p)
+                try:
+                    p.channel.send({"op": "interrupt"})
+                except (OSError, ValueError, protocol.ProtocolError):
+                    pass
+        deadline = time.monotonic() + INTERRUPT_WAIT
+        results = []
+        for p, w in waiters:
+            reply = w.wait(max(0.0, deadline - time.monotonic()))
+            if p in interrupted and not w.done():
+                reply = _failure("no reply %g s after the interrupt: the command is still "
+                                 "running there, blocked in a C call (it is interrupted when "
+                                 "that call returns)" % INTERRUPT_WAIT)
+            if p in interrupted:
+                reply = dict(reply, ok=False, interrupted=True)
+            results.append((p, reply))
+        self.on_event("interrupted the command in %d process(es)%s" % (
+            len(interrupted), ": " + ", ".join(str(p.pid) for p in interrupted)
+            if interrupted else " (it had finished everywhere)"))
+        return results
+
+    def deploy(self, ids, procs):
+        """Make active updates `ids` meant for the instances of `procs` too, and sync every
+        connected process of those instances now. Returns [(process, sync reply)]."""
+        with self._command_lock:
+            self.fleet.deploy(ids, [p.ident for p in procs])
+            instances = {p.ident.instance for p in procs}
+            targets = [p for p in self.processes(all_=True) if p.ident.instance in instances]
+            sent = []
+            for p in targets:
+                msg, _ = self.fleet.plan(p.ident, p.states, p.executed)
+                for item in msg["run"]:
+                    p.executed.add(item["seq"])
+                sent.append((p, msg, p.send_request(msg)))
+        return [(p, dict(w.wait(self.command_timeout), summary=_sync_notes(msg, w.value or {})))
+                for p, msg, w in sent]
 
     def request_all(self, msg, timeout=5.0):
         procs = self.processes()
@@ -346,10 +456,67 @@ class Server:
         return sorted(matches)
 
 
-def _id_range(cmd):
-    if cmd.used <= 1:
-        return str(cmd.base)
-    return "%d-%d" % (cmd.base, cmd.base + cmd.used - 1)
+def selected(proc, which):
+    """Whether use(*which) chooses proc: its pid, program or host, as procs() shows them."""
+    keys = (proc.pid, proc.info.get("program"), proc.info.get("host"))
+    return any(w in keys for w in which)
+
+
+def _sync_notes(msg, reply):
+    """What a sync did, for the operator: applied, re-applied, reverted, failed."""
+    if not msg["run"] and not msg["revert"] and not msg["reapply"]:
+        return []
+    if reply.get("op") != "synced":
+        return ["sync failed: %s" % (reply.get("error") or "no reply")]
+    notes = []
+    results = {r.get("seq"): r for r in reply.get("results") or () if isinstance(r, dict)}
+    done, failed = [], []
+    for item in msg["run"]:
+        r = results.get(item["seq"], {})
+        label = _label(item["base"], r.get("used"), item.get("skip") or ())
+        (done if r.get("ok") else failed).append((label, r.get("error")))
+    if done:
+        notes.append("applied update(s) %s" % ", ".join(label for label, _ in done))
+    for label, error in failed:
+        notes.append("update(s) %s failed there: %s" % (label, error))
+    if msg["reapply"]:
+        notes.append("re-applied %s" % ", ".join(map(str, msg["reapply"])))
+    if msg["revert"]:
+        notes.append("reverted %s" % ", ".join(map(str, msg["revert"])))
+    return notes
+
+
+def _label(base, used, skip=()):
+    """'3-4' for a block of ids; '3, 5' when some of it stays reverted."""
+    try:
+        used = int(used or 1)
+    except (TypeError, ValueError):
+        used = 1
+    ids = [i for i in range(base, base + used) if i not in skip]
+    if len(ids) == used and used > 1:
+        return "%d-%d" % (base, base + used - 1)
+    return ", ".join(map(str, ids))
+
+
+def _exists(proc, wait=0.5):
+    """Whether a process on this host still runs, given `wait` seconds to finish exiting
+    (it closes its sockets before it is gone). Elsewhere unknown: assumed yes."""
+    if proc.info.get("host") != socket.gethostname() or not isinstance(proc.pid, int):
+        return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open("/proc/%d/stat" % proc.pid, "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X"):   # exited, not yet reaped
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
 
 
 def _reason(exc):

@@ -131,3 +131,30 @@ def test_tls_listener_with_a_tls_stub(targets, token, tmp_path):
     assert out.returncode == 0, out
     assert int(out.stdout.strip().rsplit("] ", 1)[1]) >= 1
     assert app.alive()
+
+
+def test_scripted_commands_are_echoed_and_long_replies_summarised(targets, token):
+    port = free_port()
+    app = targets("app.py", port, token)
+    out = run_cli(["-l", "127.0.0.1:%d" % port, "--wait", "1",
+                   "-c", "print('\\n'.join(map(str, range(1000))))",
+                   "-c", "FP.profile('x' * 10**6)", "-c", "print('a' * 5000)"], token)
+    assert out.returncode == 1, out
+    lines = [l for l in out.stdout.splitlines() if not l.startswith("[pylu-controller] process")]
+    assert lines[0] == ">>> print('\\n'.join(map(str, range(1000))))", lines[:3]
+    tag = "[%d %s app.py]" % (app.pid, os.uname().nodename)
+    assert lines[1:41] == ["%s %d" % (tag, i) for i in range(40)]
+    assert lines[41] == "%s … 960 more lines" % tag
+    assert lines[42].endswith("summarised: more() prints these replies in full")
+    assert lines[43].startswith(">>> FP.profile('x' * 10**6)")
+    assert len(out.stdout) < 20000, len(out.stdout)       # not megabytes of pattern
+    assert "%s %s … 4600 more characters" % (tag, "a" * 400) in lines
+
+
+def test_more_prints_the_last_replies_in_full(controller, targets, token):
+    targets("app.py", controller.port, token)
+    controller.wait_for(1)
+    ok, lines = controller.run("print('\\n'.join(map(str, range(100))))")
+    assert ok and len(lines) == 42
+    ok, lines = controller.run("more()")
+    assert ok and len(lines) == 100 and lines[-1].endswith("] 99")

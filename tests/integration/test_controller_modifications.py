@@ -80,8 +80,12 @@ def test_condition_and_ttl(controller, one):
     seen = {int(m.group(1)) for m in (re.search(r"parameters: \{'a': (\d)\}", l)
                                       for l in controller.lines) if m}
     assert seen == {4, 5}
-    ok, lines = controller.run("LU.ls(all=True)")
+    ok, lines = controller.run("LU.ls(all=True, detail=True)")
     assert ok and any("status: reverted" in l and "ttl: 1.5s" in l for l in lines)
+    # The controller heard of the expiry (an event), and never sends the update again.
+    controller.wait_line(lambda e: "update 1 expired" in e, events=True)
+    ok, lines = controller.run("LU.ls(all=True)")
+    assert lines[1].startswith("1  expired   reverted in 1"), lines
 
 
 def test_rate_limit_drops_are_counted_and_reported(controller, one):
@@ -125,3 +129,17 @@ def test_completion_comes_from_the_target(controller, one):
     assert controller.server.complete("module1.f") == ["module1.foo"]
     assert "__main__.Foo.cmethod" in controller.server.complete("__main__.Foo.")
     assert "FuncProfiler" in controller.server.complete("Func")
+
+
+def test_a_calls_lines_pass_or_drop_together_and_drop_notices_are_merged(controller, one):
+    ok, _ = controller.run("FD.debug('__main__.bar', rate=3)")
+    assert ok
+    time.sleep(4)
+    ok, _ = controller.run("LU.revert(1)")
+    lines = [_body(l) for l in controller.lines]
+    params = sum(": parameters: " in l for l in lines)
+    returns = sum(": returnvalues: " in l for l in lines)
+    notices = [l for l in lines if "lines of output dropped" in l or "line of output dropped" in l]
+    assert params >= 3 and abs(params - returns) <= 1, (params, returns)
+    # One notice per second at most (plus the one at the revert), not one per line.
+    assert 1 <= len(notices) <= 6, notices

@@ -45,6 +45,13 @@ def test_raising_handler_is_switched_off_with_a_report(live):
     assert lines[-1].startswith("10 10 consecutive failures; last: ZeroDivisionError"), lines
     ok, lines = live.run("print(any('switched off' in r for r in engine.status()['reports']))")
     assert lines[-1] == "True"
+    # The operator hears of it without asking, and the fleet's listing says why.
+    event = live.controller.wait_line(lambda e: "update 1 disabled" in e, events=True, timeout=30)
+    assert event.startswith("process %d" % live.app.pid), event
+    assert "10 consecutive failures; last: ZeroDivisionError" in event, event
+    ok, lines = live.run("LU.ls()")
+    assert lines[1].startswith("1  active    disabled in 1  from pyliveupdate import engine …"), lines
+    assert lines[2].startswith("     disabled in pid %d: 10 consecutive failures" % live.app.pid)
     live.assert_serving()
     assert not any("Traceback" in l for l in live.app.stderr)  # nothing leaked to the program
 
@@ -62,8 +69,10 @@ def test_slow_handler_is_switched_off_by_its_time_budget(live):
     live.assert_serving()
     ok, second = live.run("engine.handler_report(u.id)['calls']")
     assert first == second
-    ok, lines = live.run("LU.ls()")
-    assert any("applied" in l for l in lines)  # still listed; revert works as usual
+    ok, lines = live.run("LU.ls()")   # still listed, as disabled and why; revert works as usual
+    assert lines[1].startswith("1  active    disabled in 1"), lines
+    assert "time budget of 0.300 s exceeded" in lines[2], lines
+    live.controller.wait_line(lambda e: "update 1 disabled: time budget" in e, events=True)
     ok, lines = live.run("LU.revert(u.id)")
     assert ok and "Update 1 reverted" in lines
 

@@ -153,7 +153,7 @@ def test_gunicorn_prefork_every_worker_gets_the_update_even_recycled_ones(tmp_pa
             time.sleep(0.3)
         assert {value for _, value in answers} == {15}, answers
         if not preload:
-            assert any("replayed update(s) 1" in e for e in controller.events), controller.events
+            assert any("applied update(s) 1" in e for e in controller.events), controller.events
         # Revert everywhere: the original answers come back.
         runs = controller.server.run(
             "from pyliveupdate.update import UpdateManager\nUpdateManager.revert_update(1)")

@@ -122,3 +122,16 @@ def test_wrong_token_is_rejected_and_logged_and_the_program_keeps_running(contro
     mark = len(app.stdout)
     app.wait_for_line(lambda l: l.startswith("tick"), start=mark)
     assert controller.server.processes() == []
+
+
+def test_a_command_that_stops_the_stub_gets_its_reply_then_the_stub_leaves(controller, targets,
+                                                                          token):
+    app = targets("app.py", controller.port, token)
+    controller.wait_for(1)
+    ok, lines = controller.run("import gc, pyliveupdate.stub as s\n"
+                               "[o for o in gc.get_objects() if isinstance(o, s.UpdateStub)][0].stop()\n"
+                               "'stopped'")
+    assert ok and lines[-1].endswith("'stopped'"), lines
+    controller.wait_line(lambda e: e.startswith("process %d" % app.pid) and "left" in e, events=True)
+    time.sleep(1)
+    assert controller.server.processes(all_=True) == [] and app.alive()

@@ -160,3 +160,37 @@ def test_parse_address_rejects_bad_ports():
     for bad in ("h:x", "h:70000", "[::1"):
         with pytest.raises(ValueError):
             protocol.parse_address(bad)
+
+
+def test_nesting_depth_stops_counting_past_the_limit_and_ignores_strings():
+    assert protocol.nesting_depth("[" * 100000, 2) == 3
+    assert protocol.nesting_depth('{"a": "[[[\\"[[", "b": [1]}', 4) == 2
+
+
+def test_a_deeply_nested_handshake_is_refused_without_recursion():
+    for body in (b"[" * 4000, b'{"hello": [[[1]]]}'):
+        a, b = _pair()
+        a.sendall(struct.pack(">I", len(body)) + body)
+        with pytest.raises(protocol.ProtocolError, match="nested deeper than 2"):
+            protocol.server_handshake(b, TOKEN)
+    r = _handshake()          # after authentication: a RecursionError becomes a ProtocolError
+    body = b"[" * 200000
+    r["client"].sock.sendall(struct.pack(">I", 32 + len(body)) + r["client"]._tag(b"stub", 0, body)
+                             + body)
+    with pytest.raises(protocol.ProtocolError, match="nested too deeply"):
+        r["server"].recv()
+
+
+def test_a_message_over_the_limit_is_not_sent_and_the_channel_still_works():
+    r = _handshake()
+    with pytest.raises(protocol.MessageTooLarge, match="exceeds the frame limit"):
+        r["client"].send({"op": "out", "x": "y" * protocol.MAX_FRAME})
+    r["client"].send({"op": "hello"})
+    assert r["server"].recv() == {"op": "hello"}
+
+
+def test_a_silent_peer_is_noticed():
+    r = _handshake()
+    r["server"].start_liveness(0.3)
+    with pytest.raises(protocol.PeerSilent, match="nothing heard"):
+        r["server"].recv()
