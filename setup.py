@@ -75,7 +75,7 @@ engine = Extension(
 setup(
     ext_modules=[engine],
     packages=["pyliveupdate", "pyliveupdatescripts", "pyliveupdate_controller",
-              "pyliveupdate_controller.processlogs"],
+              "pyliveupdate_controller.processlogs", "pyliveupdate_controller.attach"],
     package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},
-    package_data={"pyliveupdate": ["py.typed", "*.pyi"]},
+    package_data={"pyliveupdate": ["py.typed", "*.pyi", "_autostart/*.py"]},
 )

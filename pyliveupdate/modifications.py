@@ -79,6 +79,8 @@ class _Expiry:
         while True:
             with self._cv:
                 while not self._heap:
+                    if self._thread is not threading.current_thread():
+                        return  # stop()
                     self._cv.wait()
                 due, uid, seconds = self._heap[0]
                 left = due - time.monotonic()
@@ -96,6 +98,15 @@ class _Expiry:
                 text = "update %d: time to live ended but the revert failed: %s" % (uid, e)
             output.emit(uid, "[pyliveupdate] " + text, output.TEXT_ENGINE)
 
+    def stop(self):
+        """End the thread (detach); pending deadlines are dropped with their updates."""
+        with self._cv:
+            self._heap.clear()
+            thread, self._thread = self._thread, None
+            self._cv.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+
     def after_fork(self):
         # The thread did not survive the fork; the deadlines did.
         self._cv = threading.Condition()
@@ -107,6 +118,11 @@ class _Expiry:
 
 _expiry = _Expiry()
 os.register_at_fork(after_in_child=lambda: _expiry.after_fork())
+
+
+def stop_helper_thread():
+    """End the time-to-live thread (pyliveupdate.detach)."""
+    _expiry.stop()
 
 
 # --- the list of updates (LU) -----------------------------------------------------
@@ -151,6 +167,12 @@ class LU:
         failed = [uid for uid in _id_list(ids) if not UpdateManager.apply_update(uid)]
         if failed:
             raise UpdateError("not applied: %s" % ", ".join(map(str, failed)))
+
+    @staticmethod
+    def detach():
+        """Revert every update and leave this process as it was (pyliveupdate.detach)."""
+        from .detach import detach
+        print(detach())
 
 
 class _ClassLevel:

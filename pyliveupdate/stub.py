@@ -78,11 +78,12 @@ class UpdateStub:
         return self
 
     def stop(self, timeout=5.0):
-        """Disconnect and end the thread (for tests and orderly shutdown)."""
+        """Disconnect and end the thread (tests, orderly shutdown, LU.detach). Called from
+        a command, the connection ends right after that command's reply is sent."""
         self._stop.set()
         _started.discard(self)
         channel = self._channel
-        if channel is not None:
+        if channel is not None and threading.current_thread() is not self._thread:
             try:
                 channel.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
