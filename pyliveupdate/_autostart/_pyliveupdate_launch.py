@@ -131,7 +131,10 @@ def attach(params_path):
     escaping here would be printed by the program, and SystemExit would end it)."""
     try:
         params = _read_params(params_path)
-    except BaseException:  # noqa: BLE001 - withdrawn by pylu-attach (it gave up), or unreadable
+    except FileNotFoundError:
+        _remove_withdrawn(os.path.dirname(params_path))
+        return
+    except BaseException:  # noqa: BLE001 - unreadable: pylu-attach reports that no answer came
         return
     try:
         if "threading" not in sys.modules and not _on_main_thread():
@@ -152,6 +155,19 @@ def _on_main_thread():
     if main_ident is not None:
         return _thread.get_ident() == main_ident()
     return _thread.get_native_id() == os.getpid()
+
+
+def _remove_withdrawn(directory):
+    """pylu-attach gave up and withdrew its parameters (3.14 runs the script later):
+    leave nothing behind."""
+    if not os.path.basename(directory).startswith("pylu-attach-"):
+        return
+    try:
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
+    except OSError:
+        pass
 
 
 def _read_params(path):
