@@ -70,6 +70,21 @@ def attach_all(pids, children=False, out=sys.stdout, **options):
     return 1 if failed else 2 if refused else 0
 
 
+def attach_for_controller(server, pids, event):
+    """pylu-controller --attach PID: the stubs dial this server, with its token."""
+    host = server.host if server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    address = "[%s]:%d" % (host, server.port) if ":" in host else "%s:%d" % (host, server.port)
+    tls = True if server.ssl_context is not None else None
+    for pid in pids:
+        try:
+            done = attach(pid, controller=address, token=server.token, tls=tls)
+        except (Refusal, AttachError, OSError) as e:
+            event("attach %d: %s" % (pid, e))
+            continue
+        for line in done.lines():
+            event(line)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.controller:
