@@ -289,7 +289,8 @@ class _Session:
                 where = frame.get("func") or frame.get("addr")
             except (GdbError, KeyError, IndexError):
                 where = "?"
-            parts.append("thread %d in %s%s" % (lwp, where, "" if nr is None else " (system call %d)" % nr))
+            blocked = self.blocking.get(nr) if nr is not None and nr >= 0 else None
+            parts.append("thread %d in %s%s" % (lwp, where, " (%s)" % blocked if blocked else ""))
         gil = ("the GIL is free" if self._gil_free()
                else "a thread holds the GIL without reaching the eval loop")
         return "%s; %s. Nothing was changed." % (gil, ", ".join(parts))
