@@ -6,8 +6,9 @@ controller's address and token: removed by the target as soon as it has read the
 or withdrawn by us when we give up) and, later, the target's JSON answer.
 
 The code the target runs binds no name in its ``__main__`` (where both PyRun_SimpleString
-and 3.14's sys.remote_exec execute) and lets no exception out (SystemExit would end the
-program): the launch module runs in a fresh namespace.
+and 3.14's sys.remote_exec execute), leaves no file open (a ResourceWarning would land
+there too) and lets no exception out (SystemExit would end the program): the launch
+module runs in a fresh namespace.
 """
 import json
 import os
@@ -21,8 +22,9 @@ LAUNCH_SOURCE = os.path.join(os.path.dirname(os.path.abspath(pyliveupdate.__file
                              "_autostart", "_pyliveupdate_launch.py")
 INLINE_TEMPLATE = """\
 try:
-    (lambda n: (exec(compile(open(%(code)r, 'rb').read(), %(code)r, 'exec'), n),
-                n['attach'](%(params)r)))({'__name__': '_pyliveupdate_launch'})
+    (lambda o, n: (exec(compile((lambda fd: (o.read(fd, 1 << 20), o.close(fd))[0])(
+        o.open(%(code)r, o.O_RDONLY)), %(code)r, 'exec'), n), n['attach'](%(params)r)))(
+        __import__('os'), {'__name__': '_pyliveupdate_launch'})
 except BaseException:
     pass
 """
