@@ -70,7 +70,9 @@ def test_two_threads_attach_debug_profile_patch_revert_detach(controller, token,
         out = run_attach(prog.pid, controller.port, token)
         assert out.returncode == 0, out
         assert "stub started" in out.stdout and "(connected)" in out.stdout
-        assert "at the eval breaker" in out.stdout   # a worker always holds the GIL
+        # mostly at the eval breaker; parked when caught between two GIL holders while
+        # the main thread sleeps or a worker writes
+        assert "at the eval breaker" in out.stdout or "parked in a blocking call" in out.stdout
         # this interpreter has no pyliveupdate: ours was loaded for the stub only
         assert "from the attaching environment" in out.stdout
         controller.wait_for(1)
@@ -197,6 +199,28 @@ def test_blocked_in_sleep_is_reached_and_can_be_attached_again_after_detach(cont
                 time.sleep(0.05)
             assert os_threads(prog.pid) == 1, "round %d left threads behind" % round_
             assert prog.alive()
+    finally:
+        prog.stop()
+
+
+def test_a_thread_that_always_holds_the_gil_is_reached_at_the_eval_breaker(controller, token):
+    prog = start_program("busy_in_python.py")
+    try:
+        out = run_attach(prog.pid, controller.port, token, "--timeout", "30")
+        assert out.returncode == 0, out
+        assert "at the eval breaker" in out.stdout
+        controller.wait_for(1)
+        ok, lines = controller.run("FD.debug('__main__.step')")
+        assert ok, lines
+        controller.wait_line(lambda l: "__main__.step" in l and "returnvalues" in l)
+        ok, lines = controller.run("LU.detach()")
+        assert ok, lines
+        mark = len(prog.stdout)
+        prog.wait_for_line(lambda l: l.startswith("alive"), start=mark)
+        deadline = time.monotonic() + 30
+        while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os_threads(prog.pid) == 1
     finally:
         prog.stop()
 
