@@ -64,16 +64,19 @@ def ours(thread_names):
 
 
 def find_python(version):
-    """An interpreter of that version (PATH, then ~/.pyenv), or None."""
-    found = shutil.which("python" + version)
-    if found:
-        return found
+    """A working interpreter of that version (~/.pyenv, then PATH), or None."""
+    candidates = []
     base = os.path.expanduser("~/.pyenv/versions")
     if os.path.isdir(base):
-        for name in sorted(os.listdir(base), reverse=True):
-            path = os.path.join(base, name, "bin", "python" + version)
-            if name.startswith(version + ".") and os.access(path, os.X_OK):
-                return path
+        candidates += [os.path.join(base, name, "bin", "python" + version)
+                       for name in sorted(os.listdir(base), reverse=True)
+                       if name.startswith(version + ".")]
+    candidates.append(shutil.which("python" + version))
+    for path in candidates:
+        if path and os.access(path, os.X_OK) and subprocess.run(
+                [path, "-c", "import sys; sys.exit('%d.%d' % sys.version_info[:2] != " + repr(version) + ")"],
+                capture_output=True, cwd="/").returncode == 0:
+            return path
     return None
 
 
