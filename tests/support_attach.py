@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 from support_controller import HERE, ROOT, Target
 
@@ -43,6 +44,18 @@ def run_attach(pid, port, token, *extra, prefix=(), timeout=180, env=None):
 
 def os_threads(pid):
     return len(os.listdir("/proc/%d/task" % pid))
+
+
+def detach(controller, pid, threads=1, timeout=30):
+    """LU.detach() at the controller; wait until pid has left and is back to `threads`."""
+    ok, lines = controller.run("LU.detach()")
+    assert ok and any("detached: " in l for l in lines), lines
+    deadline = time.monotonic() + timeout
+    while (any(p.pid == pid for p in controller.server.processes(all_=True))
+           or os_threads(pid) > threads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os_threads(pid) == threads, "pid %d kept %d threads" % (pid, os_threads(pid))
+    return lines
 
 
 def process_state(pid):

@@ -6,7 +6,7 @@ import socket
 import sys
 import time
 
-from support_attach import (os_threads, ours, parse_state, run_attach,
+from support_attach import (detach, os_threads, ours, parse_state, run_attach,
                             start_program)
 from support_controller import controller, token  # noqa: F401
 
@@ -163,12 +163,7 @@ def test_blocked_in_recv_is_reached_at_once_and_keeps_serving(controller, token,
         assert ok, lines
         assert _ask(sock, "3") == "7"
 
-        ok, lines = controller.run("LU.detach()")
-        assert ok, lines
-        controller.wait_line(lambda l: "left" in l, events=True)
-        deadline = time.monotonic() + 30
-        while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        detach(controller, prog.pid)
         after = parse_state(_ask(sock, "state"))
         assert after["tasks"] == 1 and ours(after["threads"]) == [], after
         assert after["tools"] == before["tools"] and after["hook"] == "False"
@@ -183,21 +178,14 @@ def test_blocked_in_sleep_is_reached_and_can_be_attached_again_after_detach(cont
     try:
         time.sleep(0.3)
         assert os_threads(prog.pid) == 1
-        for round_ in range(2):
+        for _ in range(2):
             out = run_attach(prog.pid, controller.port, token, "--timeout", "30")
             assert out.returncode == 0, out
             assert "parked in a blocking call" in out.stdout
             controller.wait_for(1)
             ok, lines = controller.run("import time; time.sleep.__name__")
             assert ok and "'sleep'" in lines[-1], lines
-            ok, lines = controller.run("LU.detach()")
-            assert ok, lines
-            deadline = time.monotonic() + 30
-            while controller.server.processes(all_=True) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert os_threads(prog.pid) == 1, "round %d left threads behind" % round_
+            detach(controller, prog.pid)
             assert prog.alive()
     finally:
         prog.stop()
@@ -213,14 +201,8 @@ def test_a_thread_that_always_holds_the_gil_is_reached_at_the_eval_breaker(contr
         ok, lines = controller.run("FD.debug('__main__.step')")
         assert ok, lines
         controller.wait_line(lambda l: "__main__.step" in l and "returnvalues" in l)
-        ok, lines = controller.run("LU.detach()")
-        assert ok, lines
-        mark = len(prog.stdout)
-        prog.wait_for_line(lambda l: l.startswith("alive"), start=mark)
-        deadline = time.monotonic() + 30
-        while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert os_threads(prog.pid) == 1
+        detach(controller, prog.pid)
+        prog.wait_for_line(lambda l: l.startswith("alive"), start=len(prog.stdout))
     finally:
         prog.stop()
 
@@ -232,7 +214,6 @@ def test_a_process_with_its_own_pyliveupdate_uses_it(controller, token):
         assert out.returncode == 0, out
         assert "from the process's own environment" in out.stdout
         controller.wait_for(1)
-        ok, lines = controller.run("LU.detach()")
-        assert ok, lines
+        detach(controller, prog.pid)
     finally:
         prog.stop()

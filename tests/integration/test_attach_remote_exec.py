@@ -2,11 +2,9 @@
 
 Runs whenever a CPython 3.14 is found (~/.pyenv/versions, PATH); the target runs in the
 3.14 virtualenv `./dev env 3.14` builds (pyliveupdate compiled for 3.14)."""
-import time
-
 import pytest
 
-from support_attach import (clean_env, dev_venv_python, find_python, os_threads, run_attach,
+from support_attach import (clean_env, detach, dev_venv_python, find_python, os_threads, run_attach,
                             start_program)
 from support_controller import controller, token  # noqa: F401
 
@@ -34,12 +32,7 @@ def test_attach_debug_and_detach_through_remote_exec(controller, token, python31
         ok, lines = controller.run("FD.debug('__main__.step')")
         assert ok, lines
         controller.wait_line(lambda l: "__main__.step" in l and "returnvalues" in l)
-        ok, lines = controller.run("LU.detach()")
-        assert ok, lines
-        deadline = time.monotonic() + 30
-        while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert os_threads(prog.pid) == 1
+        detach(controller, prog.pid)
     finally:
         prog.stop()
 

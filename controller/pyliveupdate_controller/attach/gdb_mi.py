@@ -28,7 +28,9 @@ class Gdb:
         self.proc = subprocess.Popen(
             [self.path, "--interpreter=mi3", "--nx", "--quiet"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True,
+            # a sanitizer runtime preloaded for our tests is not gdb's business
+            env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
         self._buf = b""
         self._token = 0
         self.pending = []       # async records seen while waiting for something else
