@@ -86,11 +86,13 @@ def test_already_traced_process(token):
     prog = start_program("sleeper.py")
     holder = subprocess.Popen(["gdb", "-q", "-nx", "-batch", "-p", str(prog.pid),
                                "-ex", "shell sleep 30"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                              stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
     try:
         deadline = time.monotonic() + 60
         while _tracer(prog.pid) != holder.pid and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert _tracer(prog.pid) == holder.pid, "the holding gdb did not attach"
         out = run_attach(prog.pid, 9, token)
         assert out.returncode == 2 and "already being traced by pid %d" % holder.pid in out.stdout, out
     finally:
