@@ -185,6 +185,9 @@ def test_blocked_in_sleep_is_reached_and_can_be_attached_again_after_detach(cont
             controller.wait_for(1)
             ok, lines = controller.run("import time; time.sleep.__name__")
             assert ok and "'sleep'" in lines[-1], lines
+            again = run_attach(prog.pid, controller.port, token, "--timeout", "30")
+            assert again.returncode == 0 and "a stub was already running here" in again.stdout
+            assert len(controller.server.processes(all_=True)) == 1
             detach(controller, prog.pid)
             assert prog.alive()
     finally:

@@ -3,7 +3,8 @@
     pylu-attach 1234                         the stub dials $PYLU_CONTROLLER or 127.0.0.1:50050
     pylu-attach 1234 --children              and in its children (a prefork master's workers)
 
-Exit status: 0 attached everywhere, 1 an attach failed, 2 refused (nothing touched).
+Exit status: 0 attached everywhere, 1 an attach failed, 2 refused (nothing touched); a
+child (--children) that is refused, e.g. not a Python process, is mentioned and skipped.
 """
 import argparse
 import sys
@@ -54,18 +55,20 @@ def attach_all(pids, children=False, out=sys.stdout, **options):
         if pid in seen:
             continue
         seen.add(pid)
+        named = pid in pids
         try:
             done = attach(pid, **options)
         except Refusal as e:
-            out.write("pylu-attach: refused: %s\n" % e)
-            refused = True
+            # a child that is not for us (a shell, another program) is only mentioned
+            out.write("pylu-attach: %s: %s\n" % ("refused" if named else "child skipped", e))
+            refused |= named
         except (AttachError, OSError) as e:
             out.write("pylu-attach: failed: %s\n" % e)
             failed = True
         else:
             out.write("\n".join(done.lines()) + "\n")
         out.flush()
-        if children and pid in pids:
+        if children and named:
             queue.extend(children_of(pid))
     return 1 if failed else 2 if refused else 0
 
