@@ -11,10 +11,11 @@ def compute(i):
     return i * 2 + 1
 
 
+# one write per line: parent and child share the pipe, unbuffered
+sys.stdout.write("pid %d stub %s\n" % (os.getpid(), "pyliveupdate.stub" in sys.modules))
 child = subprocess.Popen([sys.executable, __file__]) if sys.argv[1:] == ["--spawn"] else None
-print("pid", os.getpid(), "stub", "pyliveupdate.stub" in sys.modules, flush=True)
 i = 0
 while True:
-    print("tick %d %d %d" % (os.getpid(), i, compute(i)), flush=True)
+    sys.stdout.write("tick %d %d %d\n" % (os.getpid(), i, compute(i)))
     i += 1
     time.sleep(0.05)
