@@ -8,7 +8,7 @@ import time
 
 from support_attach import (detach, os_threads, ours, parse_state, run_attach,
                             start_program)
-from support_controller import controller, token  # noqa: F401
+from support_controller import controller, free_port, run_cli, token  # noqa: F401
 
 PATCH_COMPUTE = """\
 def compute(n):
@@ -218,5 +218,21 @@ def test_a_process_with_its_own_pyliveupdate_uses_it(controller, token):
         assert "from the process's own environment" in out.stdout
         controller.wait_for(1)
         detach(controller, prog.pid)
+    finally:
+        prog.stop()
+
+
+def test_pylu_controller_attach_option(token):
+    prog = start_program("sleeper.py")
+    try:
+        out = run_cli(["-l", "127.0.0.1:%d" % free_port(), "--attach", str(prog.pid), "--wait", "1",
+                       "-c", "import os; os.getpid()", "-c", "LU.detach()"], token, timeout=120)
+        assert out.returncode == 0, out
+        assert "stub started" in out.stdout and "[%d " % prog.pid in out.stdout, out.stdout
+        assert "detached: " in out.stdout
+        deadline = time.monotonic() + 30
+        while os_threads(prog.pid) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os_threads(prog.pid) == 1
     finally:
         prog.stop()

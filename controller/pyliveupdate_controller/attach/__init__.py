@@ -82,6 +82,8 @@ def attach(pid, controller=None, token=None, tls=None, timeout=10.0, connect_wai
         say("waiting for the process's answer")
         answer = handoff.wait_result(connect_wait + ANSWER_TIMEOUT,
                                      alive=lambda: os.path.exists("/proc/%d" % pid))
+        if answer is None and not os.path.exists("/proc/%d" % pid):
+            raise AttachError("process %d ended while starting the stub (see its stderr)" % pid)
         if answer is None:
             raise AttachError("the code ran in process %d but it did not answer within %g s"
                               % (pid, connect_wait + ANSWER_TIMEOUT))
