@@ -89,7 +89,8 @@ reader = Extension(
 setup(
     ext_modules=[engine, reader],
     packages=["pyliveupdate", "pyliveupdate.updates", "pyliveupdatescripts",
-              "pyliveupdate_controller", "pyliveupdate_controller.processlogs"],
+              "pyliveupdate_controller", "pyliveupdate_controller.processlogs",
+              "pyliveupdate_controller.attach"],
     package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},
-    package_data={"pyliveupdate": ["py.typed", "*.pyi"]},
+    package_data={"pyliveupdate": ["py.typed", "*.pyi", "_autostart/*.py"]},
 )

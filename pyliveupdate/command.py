@@ -314,7 +314,7 @@ class _Deadline:
     @classmethod
     def _watch(cls):
         with cls._cv:
-            while True:
+            while cls._thread is threading.current_thread():  # until stop()
                 now = time.monotonic()
                 for key, (due, tid) in list(cls._pending.items()):
                     if due <= now:
@@ -328,6 +328,20 @@ class _Deadline:
         cls._cv = threading.Condition()
         cls._pending = {}
         cls._thread = None
+
+    @classmethod
+    def stop(cls):
+        """End the watchdog thread (detach); a later command starts it again."""
+        with cls._cv:
+            thread, cls._thread = cls._thread, None
+            cls._cv.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+
+
+def stop_helper_thread():
+    """End the command-deadline thread (pyliveupdate.detach)."""
+    _Deadline.stop()
 
 
 def _set_async_exc(tid, exc):

@@ -76,6 +76,8 @@ class _Expiry:
         while True:
             with self._cv:
                 while not self._heap:
+                    if self._thread is not threading.current_thread():
+                        return  # stop()
                     self._cv.wait()
                 due, uid, seconds = self._heap[0]
                 left = due - time.monotonic()
@@ -94,6 +96,15 @@ class _Expiry:
                 text = "update %d: time to live ended but the revert failed: %s" % (uid, e)
             events.report("expired", uid, text)
 
+    def stop(self):
+        """End the thread (detach); pending deadlines are dropped with their updates."""
+        with self._cv:
+            self._heap.clear()
+            thread, self._thread = self._thread, None
+            self._cv.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+
     def after_fork(self):
         # The thread did not survive the fork; the deadlines did.
         self._cv = threading.Condition()
@@ -105,6 +116,11 @@ class _Expiry:
 
 _expiry = _Expiry()
 os.register_at_fork(after_in_child=lambda: _expiry.after_fork())
+
+
+def stop_helper_thread():
+    """End the time-to-live thread (pyliveupdate.detach)."""
+    _expiry.stop()
 
 
 # --- the common part of every modification -------------------------------------------

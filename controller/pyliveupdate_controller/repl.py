@@ -415,6 +415,9 @@ def build_parser():
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--token", help="shared secret (default $PYLU_TOKEN or "
                    "~/.config/pyliveupdate/token, created on first use)")
+    p.add_argument("--attach", type=int, action="append", default=[], metavar="PID",
+                   help="first start a stub in this running Python process (as pylu-attach "
+                        "PID does; repeatable)")
     p.add_argument("--wait", type=int, default=0, metavar="N",
                    help="wait until N processes are connected before running commands")
     p.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
@@ -459,6 +462,9 @@ def main(argv=None):
         sys.exit("pylu-controller: cannot listen on %s:%d: %s" % (host, port, e.strerror or e))
     console.server = server
     try:
+        if args.attach:
+            from .attach.cli import attach_for_controller
+            attach_for_controller(server, args.attach, console.event)
         if args.wait and not server.wait_for(args.wait, args.wait_timeout):
             console.event("only %d of %d process(es) connected within %g s"
                           % (len(server.processes(all_=True)), args.wait, args.wait_timeout))

@@ -234,6 +234,12 @@ class UpdateBase:
     revert = ClassOrInstance(_revert_ids, _revert_instance)
     ls = staticmethod(_ls)
 
+    @staticmethod
+    def detach():
+        """Revert every update and leave this process as it was (pyliveupdate.detach)."""
+        from ..detach import detach
+        print(detach())
+
     # -- reporting
     def describe(self):
         word, reason = self.state()
