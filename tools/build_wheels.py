@@ -9,7 +9,10 @@
    The extension then needs only glibc >= 2.17: the manylinux2014 tag, which pip accepts
    on every distribution a CPython 3.12+ runs on (RHEL 8, Ubuntu 20.04, Amazon Linux 2...).
 3. With --check: also a wheel built from the sdist the way a machine with the -dev
-   packages builds it (system compiler and libzstd), then the tests in tests/wheel.
+   packages builds it (system compiler and libzstd), then the tests in tests/wheel, then
+   the tests of the C parts (SUITE_ON_WHEEL) against the first manylinux wheel installed:
+   the binary users get (clang, glibc 2.17's headers, zstd built in) is not the gcc build
+   the rest of the suite runs on.
 
 Where zstd comes from: python-zstandard's sdist ships zstd as one file (zstd/zstd.c);
 it is fetched with pip by exact version and sha256, never copied into this tree.
@@ -29,6 +32,8 @@ WORK = os.path.join(ROOT, ".venv", "wheel")
 ZSTD_SDIST = ("zstandard", "0.25.0",  # ships zstd 1.5.7
               "7713e1179d162cf5c7906da876ec2ccb9c3a9dcbdffef0cc7f70c3667a205f0b")
 GLIBC = "2.17"
+SUITE_ON_WHEEL = ["tests/unit", "tests/integration/test_engine_*.py",
+                  "tests/integration/test_recording*.py", "tests/integration/test_processlogs_e2e.py"]
 # Build settings a developer's shell may carry that must not leak into a build here.
 BUILD_KNOBS = ("CC", "CFLAGS", "CPPFLAGS", "LDSHARED", "LDFLAGS", "PYLU_ZSTD_SOURCE",
                "PYLU_SANITIZE", "PYLU_DEBUG", "PYLU_WERROR", "LD_PRELOAD")
@@ -168,11 +173,32 @@ def repair(wheel, plat, dist):
         env=clean_env(PATH=tools_bin + os.pathsep + os.environ.get("PATH", "")))
 
 
+def suite_on_wheel(base_python, wheel):
+    """SUITE_ON_WHEEL run by a virtualenv holding `wheel` and the test extras, from an empty
+    folder, so nothing imports this tree (tests/wheel/installed_guard.py makes sure)."""
+    venv = os.path.join(WORK, "suite-%s" % python_version(base_python))
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        run([base_python, "-m", "venv", venv])
+    log = os.path.join(WORK, "logs", "suite-install.log")
+    run([python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", wheel], log=log)
+    run([python, "-m", "pip", "install", "-q", wheel + "[test]"], log=log)
+    empty = os.path.join(WORK, "suite-cwd")
+    os.makedirs(empty, exist_ok=True)
+    tests = [p for pattern in SUITE_ON_WHEEL for p in sorted(glob.glob(os.path.join(ROOT, pattern)))]
+    env = clean_env(PYLU_WHEEL_VENV=venv, PYTHONPATH=os.path.join(ROOT, "tests", "wheel"))
+    return subprocess.run([python, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-p", "installed_guard", "--rootdir", ROOT,
+                           "-c", os.path.join(ROOT, "pyproject.toml"), *tests],
+                          cwd=empty, env=env).returncode
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dist", required=True, help="where the sdist and the wheels go")
     p.add_argument("--check", action="store_true",
-                   help="also build from the sdist with the system toolchain, then run tests/wheel")
+                   help="also build from the sdist with the system toolchain, then test the "
+                        "wheels (tests/wheel) and run the C parts' tests against one installed")
     p.add_argument("pythons", nargs="+", metavar="PYTHON", help="CPython interpreters (3.12+)")
     args = p.parse_args(argv)
     dist = os.path.abspath(args.dist)
@@ -200,8 +226,12 @@ def main(argv=None):
     say("tests/wheel")
     env = clean_env(PYLU_WHEEL_DIST=dist, PYLU_WHEEL_SOURCE_BUILT=source_built,
                     PYLU_WHEEL_PYTHONS=os.pathsep.join(args.pythons))
-    return subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/wheel"], env=env, cwd=ROOT).returncode
+    checked = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "tests/wheel"], env=env, cwd=ROOT).returncode
+    (first,) = glob.glob(os.path.join(dist, "pyliveupdate-*-cp%s-*.whl" % version.replace(".", "")))
+    say("the C parts' tests against %s, installed" % os.path.basename(first))
+    suite = suite_on_wheel(args.pythons[0], first)
+    return checked or suite
 
 
 if __name__ == "__main__":
