@@ -1,5 +1,5 @@
 # The developer manual. Every target goes through ./dev, which sets up what it needs.
-.PHONY: help demo test test-quick asan lint bench clean fuzz soak
+.PHONY: help demo test test-quick asan lint bench clean fuzz soak wheel
 
 help:
 	@echo "make demo        the main job: a live session against examples/"
@@ -10,6 +10,7 @@ help:
 	@echo "make bench       the benchmark tables (bench/results/latest.md)"
 	@echo "make fuzz        coverage-guided fuzzing (atheris), FUZZ_SECONDS per target (default 600)"
 	@echo "make soak        the memory and recording soak tests, long variants (SOAK_SCALE=10)"
+	@echo "make wheel       the sdist and a manylinux wheel per CPython found, into dist/"
 	@echo "make clean       remove build products and virtualenvs"
 
 demo:
@@ -30,8 +31,11 @@ lint:
 bench:
 	./dev bench
 
+wheel:
+	./dev wheel
+
 clean:
-	rm -rf build .venv *.egg-info pyliveupdate/*.so
+	rm -rf build dist .venv *.egg-info pyliveupdate/*.so
 
 FUZZ_SECONDS ?= 600
 SOAK_SCALE ?= 10
