@@ -34,7 +34,9 @@ from pyliveupdate_controller.processlogs.render_pprof import render_pprof  # noq
 from pyliveupdate_controller.processlogs.render_summary import render_summary  # noqa: E402
 
 WIRE = struct.Struct("<qIIIHH")
-CALL, RESUME, RETURN, YIELD, UNWIND, LINE, LINE_MARK = range(1, 8)
+from pyliveupdate._reader import (EV_CALL as CALL, EV_LINE as LINE, EV_LINE_MARK as LINE_MARK,  # noqa: E402
+                                  EV_RESUME as RESUME, EV_RETURN as RETURN, EV_UNWIND as UNWIND,
+                                  EV_YIELD as YIELD)
 CHUNK_EVENTS = 50_000      # about what one 100 ms zstd frame holds on a busy process
 
 

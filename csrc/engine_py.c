@@ -300,9 +300,6 @@ pylu_engine_exec(PyObject *module)
         {"DISPATCH_START", PYLU_DISPATCH_START}, {"DISPATCH_RETURN", PYLU_DISPATCH_RETURN},
         {"DISPATCH_UNWIND", PYLU_DISPATCH_UNWIND}, {"DISPATCH_YIELD", PYLU_DISPATCH_YIELD},
         {"DISPATCH_LINE", PYLU_DISPATCH_LINE},
-        {"EV_CALL", PYLU_EV_CALL}, {"EV_RESUME", PYLU_EV_RESUME}, {"EV_RETURN", PYLU_EV_RETURN},
-        {"EV_YIELD", PYLU_EV_YIELD}, {"EV_UNWIND", PYLU_EV_UNWIND}, {"EV_LINE", PYLU_EV_LINE},
-        {"EV_LINE_MARK", PYLU_EV_LINE_MARK},
     };
     for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
         if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0) {

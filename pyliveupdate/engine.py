@@ -39,7 +39,6 @@ MAX_CONSECUTIVE_FAILURES = _engine.MAX_CONSECUTIVE_FAILURES
 FRAME_HOOK_MAX_RECURSION = 4000
 
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
-_TEXT_ENGINE_REPORT = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,11 +105,10 @@ class _UpdateStats(_engine.HandlerStats):
             return
         self.disabled = True
         self.disabled_reason = reason
-        text = "update %s: handlers switched off: %s" % (self.update_id, reason)
-        _reports.append(text)
+        _reports.append("update %s: handlers switched off: %s" % (self.update_id, reason))
         del _reports[:-100]
         from .updates import events
-        events.report("disabled", self.update_id, text)   # stderr, controller, log
+        events.report("disabled", self.update_id, reason)   # stderr, controller, log
 
 
 def _engine_report(text):
@@ -120,7 +118,7 @@ def _engine_report(text):
     active = getattr(_engine, "recorder_active", None)
     try:
         if recorder_text is not None and active is not None and active():
-            recorder_text(_TEXT_ENGINE_REPORT, text)
+            recorder_text(_engine.TEXT_ENGINE, text)
     except Exception:
         pass
 

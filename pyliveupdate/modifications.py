@@ -91,9 +91,9 @@ class _Expiry:
             try:
                 update.revert()
                 update.status = "reverted: time to live of %gs ended" % seconds
-                text = "update %d: time to live of %gs ended; reverted" % (uid, seconds)
+                text = "time to live of %gs ended; reverted" % seconds
             except Exception as e:  # noqa: BLE001
-                text = "update %d: time to live ended but the revert failed: %s" % (uid, e)
+                text = "time to live ended but the revert failed: %s" % e
             events.report("expired", uid, text)
 
     def stop(self):

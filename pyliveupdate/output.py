@@ -23,9 +23,7 @@ import sys
 import threading
 import time
 
-TEXT_DEBUG = 1
-TEXT_HANDLER = 2
-TEXT_ENGINE = 3
+from ._engine import TEXT_DEBUG, TEXT_ENGINE, TEXT_HANDLER  # noqa: F401  (kinds.h, one place)
 
 DEFAULT_RATE = 200.0
 DEFAULT_BURST = 400.0

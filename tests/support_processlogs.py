@@ -15,7 +15,9 @@ import time
 from pyliveupdate_controller.processlogs.aggregate import build_process, consume
 from pyliveupdate_controller.processlogs.model import Report
 
-CALL, RESUME, RETURN, YIELD, UNWIND, LINE, LINE_MARK = range(1, 8)
+from pyliveupdate._reader import (EV_CALL as CALL, EV_LINE as LINE, EV_LINE_MARK as LINE_MARK,  # noqa: F401 (the tests import them from here)
+                                  EV_RESUME as RESUME, EV_RETURN as RETURN, EV_UNWIND as UNWIND,
+                                  EV_YIELD as YIELD)
 WIRE = struct.Struct("<qIIIHH")
 
 

@@ -39,6 +39,12 @@ class Identity:
         return (self.instance, self.pid)
 
 
+def _root_pid(instance):
+    """The pid of an instance's root process ("host/root pid/root start"), or None."""
+    parts = instance.split("/")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
 class Selector:
     """Which processes a definition is meant for."""
 
@@ -50,7 +56,10 @@ class Selector:
 
     @classmethod
     def for_selection(cls, chosen, everyone):
-        """Whole instances whose connected processes were all chosen; else the processes."""
+        """Whole instances whose connected processes were all chosen; an instance whose
+        workers were all chosen but not its master (a prefork server's usual selection):
+        the instance without its master, so workers forked later match; else the
+        processes one by one."""
         members = {}
         for ident in everyone:
             members.setdefault(ident.instance, set()).add(ident.pid)
@@ -59,8 +68,13 @@ class Selector:
             picked.setdefault(ident.instance, set()).add(ident.pid)
         sel = cls(programs={i.program_key for i in chosen})
         for instance, pids in picked.items():
-            if pids >= members.get(instance, set()):
+            connected = members.get(instance, set())
+            root = _root_pid(instance)
+            if pids >= connected:
                 sel.instances.add(instance)
+            elif root in connected and root not in pids and pids >= connected - {root}:
+                sel.instances.add(instance)
+                sel.excluded.add((instance, root))
             else:
                 sel.processes.update((instance, pid) for pid in pids)
         return sel

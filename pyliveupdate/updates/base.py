@@ -219,16 +219,14 @@ class UpdateBase:
         except BaseException as e:  # noqa: BLE001 - never into the importer
             text = str(e) if isinstance(e, UpdateError) else "%s: %s" % (type(e).__name__, e)
             self.status = "failed: %s" % text
-            events.report("failed", self.id, "update %d failed when module %s was imported: %s"
-                    % (self.id, module, text))
+            events.report("failed", self.id, "when module %s was imported: %s" % (module, text))
             return
         self.status = "applied"
         registry.mark_applied(self)
         try:
             self.on_applied()
         finally:
-            events.report("applied", self.id, "update %d applied: module %s was imported"
-                    % (self.id, module))
+            events.report("applied", self.id, "module %s was imported" % module)
 
     apply = ClassOrInstance(_apply_ids, _apply_instance)
     revert = ClassOrInstance(_revert_ids, _revert_instance)

@@ -47,11 +47,13 @@ def emit(kind, update_id, text):
             pass
 
 
-def report(kind, update_id, text):
-    """emit(), and the same text as an engine line through pyliveupdate.output."""
-    emit(kind, update_id, text)
+def report(kind, update_id, reason):
+    """emit() the reason (what happened, without "update N <kind>": subscribers add that),
+    and the whole sentence as an engine line through pyliveupdate.output."""
+    emit(kind, update_id, reason)
     try:
         from .. import output
-        output.emit(update_id, "[pyliveupdate] " + text, output.TEXT_ENGINE)
+        output.emit(update_id, "[pyliveupdate] update %s %s: %s" % (update_id, kind, reason),
+                    output.TEXT_ENGINE)
     except BaseException:  # noqa: BLE001
         pass

@@ -131,7 +131,7 @@ def test_gunicorn_master_with_children_attached_patched_and_detached(controller,
         load.settle(7, 1.0)
         assert all(int(_get(port, str(n))) == 10 * n + 7 for n in range(1, 20))
 
-        patch_id = max(controller.server.active_ids)
+        patch_id = max(i for d in controller.server.fleet.active() for i in d.active_ids())
         ok, lines = controller.run("use(%d, %d)" % (workers[1], replacement))
         assert ok, lines
         load.allowed = {5, 7}

@@ -74,7 +74,7 @@ def test_profilers_give_live_summaries(controller, one):
 def test_condition_and_ttl(controller, one):
     ok, _ = controller.run("FD.debug('__main__.bar', condition='a > 3', ttl=1.5)")
     assert ok
-    line = controller.wait_line(lambda l: "update 1: time to live of 1.5s ended; reverted" in l,
+    line = controller.wait_line(lambda l: "update 1 expired: time to live of 1.5s ended; reverted" in l,
                                 timeout=20)
     assert line
     seen = {int(m.group(1)) for m in (re.search(r"parameters: \{'a': (\d)\}", l)

@@ -124,28 +124,66 @@ def test_reports_name_their_programs_and_program_filters(tmp_path):
     assert all(p in out.stderr for p in programs) and not (tmp_path / "out").exists()
 
 
+SEGMENTED = textwrap.dedent("""
+    import json, random, sys
+    from pyliveupdate import engine, _engine, _reader
+
+    def handle(n):
+        return n * 2
+
+    path = _engine.recorder_start(sys.argv[1], segment_bytes=64 * 1024, budget=1 << 30)
+    engine.arm(1, handle.__code__, engine.Request(func_timing=True), module="__main__",
+               qualname="handle")
+    for i in range(3):
+        handle(i)
+    _engine.recorder_text(1, "after 3 calls")
+    # Records that compress poorly, in a frame of their own code, so that the log is cut
+    # into several segments between the two batches of calls.
+    _engine.recorder_describe_code(7, "noise", "/src/noise.py", 1, "noise")
+    rnd = random.Random(5)
+    _engine.recorder_emit(1, 7, 0)
+    for i in range(300_000):
+        _engine.recorder_emit(6, 7, rnd.randrange(1, 1 << 20))
+        if i % 20000 == 0:
+            _engine.recorder_flush()
+    _engine.recorder_emit(3, 7, 0)
+    for i in range(4):
+        handle(i)
+    _engine.recorder_text(1, "after 4 calls")
+    engine.disarm(1)
+    _engine.recorder_stop()
+    print(json.dumps(_reader.log_segments(path)))
+""")
+
+
+def _hits(proc, function):
+    (thread,) = proc["threads"]
+    return sum(c["hits"] for c in thread["children"] if c["function"] == function)
+
+
 def test_a_processs_segments_are_read_as_one_log(tmp_path):
     logs = tmp_path / "logs"
-    first, second = record(tmp_path, "seg.py", child_env(PYLU_LOG_DIR=str(logs)), 3, 4)
-    pid, start_ns, _n = logdir.parse_segment_name(first)
-    # what rotation names the next segment of the same process
-    seg1 = logs / logdir.segment_name(pid, start_ns, 1)
-    os.rename(second, seg1)
+    os.mkdir(logs, 0o700)
+    script = tmp_path / "seg.py"
+    script.write_text(SEGMENTED)
+    run = subprocess.run([sys.executable, str(script), str(logs)], capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    segments = json.loads(run.stdout.splitlines()[-1])
+    assert len(segments) >= 3, segments          # rotation really happened
     out = processlogs("-i", str(logs), "-o", "-", "--format", "json")
     assert out.returncode == 0, out.stderr
     (proc,) = json.loads(out.stdout)["processes"]
-    assert proc["segments"] == [first, str(seg1)] and proc["complete"]
-    (thread,) = proc["threads"]
-    (handle,) = thread["children"]
-    assert (handle["function"], handle["hits"]) == ("__main__.handle", 7)
+    assert proc["segments"] == segments and proc["complete"]
+    assert _hits(proc, "__main__.handle") == 7
     text = processlogs("-i", str(logs), "-o", "-", "--format", "text")
     stamps = [float(line.split("]")[0].strip("[ ")) for line in text.stdout.splitlines()
               if "after" in line]
     assert len(stamps) == 2 and stamps[0] < stamps[1]     # one clock across segments
     # the disk budget deleted the oldest segment: the rest is still read, and it is said
-    os.unlink(first)
+    os.unlink(segments[0])
     out = processlogs("-i", str(logs), "-o", "-", "--format", "json")
     assert out.returncode == 0, out.stderr
     (proc,) = json.loads(out.stdout)["processes"]
-    assert proc["threads"][0]["children"][0]["hits"] == 4
+    assert _hits(proc, "__main__.handle") == 4
     assert "segment(s) 0 of this log were deleted" in out.stderr

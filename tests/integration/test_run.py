@@ -105,7 +105,8 @@ def test_gunicorn_master_and_workers(controller, token, tmp_path):
         ok, lines = controller.run("patch(%r)" % str(patch))
         assert ok, lines
         assert all(get(n) == n * 10 + 9 for n in range(10))
-        ok, lines = controller.run("LU.revert(%d)" % max(controller.server.active_ids))
+        patch_id = max(i for d in controller.server.fleet.active() for i in d.active_ids())
+        ok, lines = controller.run("LU.revert(%d)" % patch_id)
         assert ok, lines
         assert all(get(n) == n * 10 + 5 for n in range(10))
     finally:

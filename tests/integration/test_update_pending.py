@@ -40,7 +40,7 @@ def test_an_instrument_on_a_module_not_imported_yet_applies_when_it_is():
     assert "Update 1 pending: module late_pkg.views not imported yet" in out
     assert status == "applied" and state == {"status": "applied", "reason": None}
     assert calls == ["first"]
-    assert events == [["applied", 1, "update 1 applied: module late_pkg.views was imported",
+    assert events == [["applied", 1, "module late_pkg.views was imported",
                        "importer"]]
     assert instrumented == ["late_pkg.views.index"]
 
@@ -108,7 +108,7 @@ def test_a_pending_update_that_fails_on_arrival_is_failed_with_an_event():
     assert states["1"]["status"] == "failed"
     assert "has no function, class or member 'nope'" in states["1"]["reason"]
     assert [e[0] for e in events] == ["failed"]
-    assert events[0][2].startswith("update 1 failed when module late_pkg.views was imported")
+    assert events[0][2].startswith("when module late_pkg.views was imported")
     assert any(line.startswith("[pyliveupdate] update 1 failed") for line in out_lines)
 
 
@@ -213,6 +213,6 @@ def test_a_time_to_live_ending_is_an_expired_event_and_a_reverted_state():
     """)
     events, states = result
     assert [e[:3] for e in events] == [["expired", 1,
-                                        "update 1: time to live of 0.3s ended; reverted"]]
+                                        "time to live of 0.3s ended; reverted"]]
     assert events[0][3] == "pyliveupdate-ttl"
     assert states == {"1": {"status": "reverted", "reason": "time to live of 0.3s ended"}}

@@ -25,6 +25,14 @@ def test_a_part_of_an_instance_selects_those_processes_only():
     assert sel.matches(W1) and not sel.matches(W2) and not sel.matches(ident(77))
 
 
+def test_every_worker_but_not_the_master_selects_the_workers_to_come():
+    # use(worker pids) on a prefork server: a replacement worker must get the update, the
+    # master (who serves nothing) not.
+    sel = fleet.Selector.for_selection([W1, W2], [MASTER, W1, W2])
+    assert sel.matches(W1) and sel.matches(W2) and sel.matches(ident(77))
+    assert not sel.matches(MASTER) and not sel.matches(OTHER)
+
+
 def _state_with(*defs):
     state = fleet.DesiredState()
     for seq, base, used, live in defs:

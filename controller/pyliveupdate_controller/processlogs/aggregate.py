@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pyliveupdate._engine import CallTreeBuilder
+from pyliveupdate._reader import CallTreeBuilder
 
 from .model import CodeInfo, LineStat, Node, OpenFrame, ProcessProfile, ThreadProfile
 

@@ -1,15 +1,13 @@
 """Find logs and read each one (a process's segments in order) into a `ProcessProfile`.
 
 Where logs are and how segments are named is `pyliveupdate.logdir`'s policy, shared with
-the recorder. The log reader is reached only through `open_reader` (one import to change
-if it moves to its own extension module).
+the recorder. The log reader (`pyliveupdate._reader`) is reached only through `open_reader`.
 """
 from __future__ import annotations
 
-import array
 import os
 
-from pyliveupdate import _engine, logdir
+from pyliveupdate import _reader, logdir
 
 from .aggregate import build_process, consume
 from .model import ProcessProfile
@@ -62,93 +60,57 @@ def find_logs(inputs: list[str]) -> list[LogGroup]:
     return logdir.group_logs(list(dict.fromkeys(found)))
 
 
-def open_reader(path: str):
-    """The C log reader on one file (LogError for a file that is not a log)."""
-    reader_type = getattr(_engine, "LogReader", None)
-    if reader_type is None:
-        raise LogError("this build of pyliveupdate has no log reader (_engine.LogReader)")
+def open_reader(paths: list[str]):
+    """The C log reader on a log's segment files, read as one log with one clock (LogError
+    for a file that is not a log, or a segment of another log)."""
     try:
-        return reader_type(path)
+        return _reader.LogReader(list(paths))
     except (ValueError, OSError) as exc:
         text = str(exc)
-        if path not in text:
-            text = "%s: %s" % (path, text)
-        raise LogError(text + _legacy_hint(path)) from None
-
-
-def _offset_ns(first: dict, header: dict) -> int:
-    """ns from the first segment's start to this one's: event times are per segment."""
-    ticks = header.get("ticks_per_sec")
-    if (ticks and header.get("clock_id") == first.get("clock_id")
-            and "start_ticks" in header and "start_ticks" in first):
-        return round((header["start_ticks"] - first["start_ticks"]) * 1e9 / ticks)
-    return int(header.get("start_unix_ns", 0)) - int(first.get("start_unix_ns", 0))
-
-
-def _shifted(events: bytes, offset: int) -> bytes:
-    """The packed events with `offset` added to every ts_ns (first 8 bytes of 24)."""
-    if not offset or not events:
-        return events
-    words = array.array("q", events)       # 3 int64 words per event, ts first
-    words[0::3] = array.array("q", (ts + offset for ts in words[0::3]))
-    return words.tobytes()
+        if paths[0] not in text:
+            text = "%s: %s" % (paths[0], text)
+        raise LogError(text + _legacy_hint(paths[0])) from None
 
 
 class LogStream:
     """A log (one process's segments, in order) read as one stream of chunks.
 
-    `chunks()` yields what `LogReader.chunks()` yields, segment after segment, with event
-    times relative to the first kept segment's start. Problems go to `warnings`: an
-    error part-way ends the stream (the report covers what came before)."""
+    `chunks()` yields what `LogReader.chunks()` yields; the C reader joins the segments and
+    keeps event times relative to the first kept segment's start. Problems go to
+    `warnings`: an error part-way ends the stream (the report covers what came before)."""
 
     def __init__(self, group: LogGroup):
         self.group = group
-        self.readers = [open_reader(path) for path in group.segments]
-        self.header = dict(self.readers[0].header)
+        self.reader = open_reader(group.segments)
+        self.header = dict(self.reader.header)
         self.warnings: list[str] = []
         if group.missing:
             self.warnings.append(
                 "%s: segment(s) %s of this log were deleted (disk budget, oldest first); the "
                 "report starts at segment %d" % (group.path, _ranges(group.missing),
                                                  group.numbers[0]))
-        for path, reader in zip(group.segments[1:], self.readers[1:]):
-            pid = reader.header.get("pid")
-            if pid != self.header.get("pid"):
-                raise LogError("%s: segment of process %s, but %s is of process %s"
-                               % (path, pid, group.path, self.header.get("pid")))
 
     @property
     def complete(self) -> bool:
-        return bool(getattr(self.readers[-1], "complete", True)) and not self.warnings
+        return bool(self.reader.complete) and not self.warnings
 
     def chunks(self):
-        for path, reader in zip(self.group.segments, self.readers):
-            offset = _offset_ns(self.header, reader.header)
-            try:
-                for events, metas in reader.chunks():
-                    if offset:
-                        metas = [("text", m[1], m[2] + offset, *m[3:]) if m[0] == "text" else m
-                                 for m in metas]
-                    yield _shifted(events, offset), metas
-            except (ValueError, OSError, RuntimeError) as exc:
-                self.warnings.append("%s: reading stopped early (%s); the report covers what "
-                                     "came before" % (path, exc))
-                return
-            error = getattr(reader, "error", None)
-            if error:
-                self.warnings.append("%s: %s; the report covers the complete part before it"
-                                     % (path, error))
-                return
-        if not getattr(self.readers[-1], "complete", True):
+        try:
+            yield from self.reader.chunks()
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.warnings.append("%s: reading stopped early (%s); the report covers what "
+                                 "came before" % (self.group.path, exc))
+            return
+        if self.reader.error:
+            self.warnings.append("%s: %s; the report covers the complete part before it"
+                                 % (self.group.path, self.reader.error))
+        elif not self.reader.complete:
             self.warnings.append("%s: the log has no end record (process still running, or "
                                  "killed); the report covers what was written"
                                  % self.group.segments[-1])
 
     def close(self) -> None:
-        for reader in self.readers:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+        self.reader.close()
 
 
 def _ranges(numbers: list[int]) -> str:
