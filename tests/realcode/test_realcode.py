@@ -12,11 +12,7 @@ after reverting those.  (b) and (c) run on each event source this interpreter of
               and (c)'s handlers equal cProfile's; generators compare as slices in the log
               and as frames for handlers (support_realcode.instrument_expected)
 
-Checks that fail today only because of another part's open item are listed in PENDING
-with the reason; PYLU_REALCODE_PENDING=1 runs them too.  Each package's runs happen once
-per session, in subprocesses (tests/realcode/pylu_realcode_plugin.py)."""
-import os
-
+Each package's runs happen once per session, in subprocesses (tests/realcode/pylu_realcode_plugin.py)."""
 import pytest
 
 from support_realcode import (
@@ -28,30 +24,12 @@ SOURCES = ("monitoring",) if ON_312 else ("monitoring", "frame")
 UPDATE_MODES = tuple("%s/%s" % (m, s) for m in ("funcprofiler", "instrument") for s in SOURCES)
 MODES = ("cprofile",) + UPDATE_MODES + ("redefine", "redefine-reverted")
 
-_REACH = ("issue 16 item 3: code the static resolver cannot reach is never armed under "
-          "sys.monitoring (lambdas kept in containers or defaults, functions kept by "
-          "decorator objects or descriptors); the frame hook finds it at its first run")
-_DROPS = "issue 16 item 5: the rings drop records in this suite's bursts"
-PENDING = {
-    ("toolz", "counts", "funcprofiler/monitoring"): _REACH,
-    ("toolz", "counts", "instrument/monitoring"): _REACH,
-    ("more-itertools", "errors", "funcprofiler/monitoring"): _DROPS,
-    ("more-itertools", "errors", "funcprofiler/frame"): _DROPS,
-    ("more-itertools", "counts", "funcprofiler/monitoring"): _DROPS + "; " + _REACH,
-    ("more-itertools", "counts", "funcprofiler/frame"): _DROPS,
-    ("more-itertools", "counts", "instrument/monitoring"): _REACH,
-    ("boltons", "counts", "funcprofiler/monitoring"): _REACH,
-    ("boltons", "counts", "instrument/monitoring"): _REACH,
-}
-RUN_PENDING = os.environ.get("PYLU_REALCODE_PENDING") == "1"
-
 pytestmark = pytest.mark.timeout(1200)
 
 
-def cases(check, modes):
+def cases(modes):
     return [pytest.param(p, m, id="%s-%s" % (p, m.replace("/", "-")))
-            for p in PACKAGES for m in modes
-            if RUN_PENDING or (p, check, m) not in PENDING]
+            for p in PACKAGES for m in modes]
 
 
 @pytest.fixture(scope="session")
@@ -68,29 +46,23 @@ def runs(tmp_path_factory):
     return get
 
 
-def why_pending(package, check, mode):
-    reason = PENDING.get((package, check, mode))
-    return "\n(listed as pending: %s)" % reason if reason else ""
-
-
-@pytest.mark.parametrize("package,mode", cases("outcomes", MODES))
+@pytest.mark.parametrize("package,mode", cases(MODES))
 def test_outcomes_equal_the_plain_run(runs, package, mode):
     plain, other = runs(package, "plain"), runs(package, mode)
     assert plain.result and len(plain.outcomes()) > 100, plain.output
     assert other.result, other.output
     diffs = outcome_differences(plain, other)
-    assert not diffs, "%s %s: outcomes differ from the plain run:\n%s%s" % (
-        package, mode, "\n".join(diffs), why_pending(package, "outcomes", mode))
+    assert not diffs, "%s %s: outcomes differ from the plain run:\n%s" % (
+        package, mode, "\n".join(diffs))
     assert other.returncode == plain.returncode, other.output
 
 
-@pytest.mark.parametrize("package,mode", cases("errors", UPDATE_MODES + (
+@pytest.mark.parametrize("package,mode", cases(UPDATE_MODES + (
     "redefine", "redefine-reverted")))
 def test_no_errors(runs, package, mode):
     r = runs(package, mode)
     found = problems(r)
-    assert not found, "%s %s:\n%s%s" % (package, mode, "\n".join(found),
-                                         why_pending(package, "errors", mode))
+    assert not found, "%s %s:\n%s" % (package, mode, "\n".join(found))
     if mode.startswith("redefine"):
         assert r.result["redefined"] > 50 and not r.result["redefine_skipped"], r.result
         want = "applied" if mode == "redefine" else "reverted"
@@ -113,13 +85,10 @@ def check_counts(runs, package, mode):
             {k: v for k, v in got.items() if k not in generators}, 1)]
         diffs += ["%s: a generator ended more often than it began" % short(k)
                   for k in generators if got.get(k, [0, 0])[1] > got.get(k, [0, 0])[0]]
-    assert not diffs, "%s %s: counts differ from cProfile's:\n%s%s" % (
-        package, mode, "\n".join(diffs), why_pending(package, "counts", mode))
+    assert not diffs, "%s %s: counts differ from cProfile's:\n%s" % (
+        package, mode, "\n".join(diffs))
 
 
-# Defined only where some count check is not pending (none is on 3.12 today: see PENDING).
-COUNT_CASES = cases("counts", UPDATE_MODES)
-if COUNT_CASES:
-    @pytest.mark.parametrize("package,mode", COUNT_CASES)
-    def test_counts_equal_cprofile(runs, package, mode):
-        check_counts(runs, package, mode)
+@pytest.mark.parametrize("package,mode", cases(UPDATE_MODES))
+def test_counts_equal_cprofile(runs, package, mode):
+    check_counts(runs, package, mode)
