@@ -30,6 +30,8 @@ import time
 
 from . import handlers as _handlers
 from . import output
+from .conditions import check_names, compile_condition
+from .handlers import HandlerError
 from .updates import events
 from .updates.base import LU, UpdateBase
 from .updates.instrument import Instrument
@@ -131,7 +133,8 @@ class _Modification(Instrument):
 
     def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, **options):
         self.condition = condition
-        self._condition = _compile_condition(condition)
+        compiled = compile_condition(condition)
+        self._condition, self._condition_names = compiled or (None, frozenset())
         self.ttl = positive_number(ttl, "ttl", "seconds")
         self.rate = positive_number(rate, "rate", "lines per second")
         self._condition_errors = 0
@@ -180,6 +183,18 @@ class _Modification(Instrument):
     def on_reverted(self):
         super().on_reverted()
         output.forget(self.id)
+
+    def fields_for(self, code, display, lenient=False):
+        """A condition that reads a name the target does not have is refused there."""
+        if self._condition is not None:
+            try:
+                check_names(self.condition, self._condition_names, code, display)
+            except HandlerError as e:
+                if not lenient:
+                    raise
+                self.note("update %s: not armed on %s: %s" % (self.id, display, e))
+                return {}
+        return super().fields_for(code, display, lenient)
 
     # Every handler is wrapped so it knows its frame and honours the condition.
     partial_binding = False   # VD: a variable may be only read or only written
@@ -238,18 +253,6 @@ class _Modification(Instrument):
         if self.ttl:
             fields.append(("ttl", "%gs" % self.ttl))
         return fields
-
-
-def _compile_condition(condition):
-    if condition is None:
-        return None
-    if not isinstance(condition, str):
-        raise UpdateError("condition must be a Python expression in a string, got %r"
-                          % (condition,))
-    try:
-        return compile(condition, "<condition>", "eval")
-    except SyntaxError as e:
-        raise UpdateError("condition %r is not a valid expression: %s" % (condition, e.msg)) from None
 
 
 # --- profilers ------------------------------------------------------------------------

@@ -143,3 +143,23 @@ def test_a_calls_lines_pass_or_drop_together_and_drop_notices_are_merged(control
     assert params >= 3 and abs(params - returns) <= 1, (params, returns)
     # One notice per second at most (plus the one at the revert), not one per line.
     assert 1 <= len(notices) <= 6, notices
+
+
+def test_a_condition_reading_an_unknown_name_is_refused_when_built(controller, one):
+    ok, lines = controller.run("FD.debug('__main__.bar', condition='zz > 1')")
+    assert not ok
+    text = "\n".join(lines)
+    assert "condition 'zz > 1' reads zz" in text and "parameters and locals are: a, b" in text
+    ok, lines = controller.run("LU.ls()")
+    assert ok and not any("__main__.bar" in line for line in lines), lines   # nothing applied
+    # Parameters, globals of the module (foo, os), builtins and the condition's own
+    # comprehension variable are fine.
+    ok, lines = controller.run(
+        "FD.debug('__main__.bar', condition='a > 3 and foo and os and all(x for x in [a])')")
+    assert ok, lines
+    controller.wait_line(lambda l: re.search(r"__main__\.bar: parameters: \{'a': [4-9]\}", l))
+    # A wildcard scope skips the functions that lack the name and arms those that have it.
+    ok, lines = controller.run("FD.debug('__main__.Foo.*', condition='cls is not None')")
+    assert ok, lines
+    ok, lines = controller.run("print([(u.id, u.instrumented) for u in UpdateManager.applied()][-1])")
+    assert ok and lines[-1].endswith("['__main__.Foo.cmethod'])"), lines
