@@ -211,10 +211,11 @@ class DesiredState:
             if d is not None and uid not in d.expires:
                 d.expires[uid] = now + float(left)
 
-    def observe(self, results, everyone):
+    def observe(self, results, everyone, reverted=()):
         """After a command: per process (ident, states before, states after). A process
         where an update was reverted leaves the selector; where it was applied again,
-        it rejoins. An update in effect in no connected process is inactive."""
+        it rejoins. An update in effect in no connected process is inactive, also one the
+        command named to revert (`reverted`) when no selected process lived to answer."""
         live_anywhere = {uid for _, after in everyone for uid, s in after.items() if s in LIVE}
         for ident, before, after in results:
             for uid, status in after.items():
@@ -227,12 +228,12 @@ class DesiredState:
                 elif status in LIVE and was not in LIVE:
                     d.selector.excluded.discard(ident.key)
                     d.inactive.pop(uid, None)
-        for _, _, after in results:
-            for uid, status in after.items():
-                d = self.owner(uid)
-                if d is not None and status == "reverted" and uid not in live_anywhere:
-                    d.inactive.setdefault(uid, "reverted")    # an expiry stays one
-                    d.selector.excluded.clear()
+        gone = {uid for _, _, after in results for uid, s in after.items() if s == "reverted"}
+        for uid in (gone | set(reverted)) - live_anywhere:
+            d = self.owner(uid)
+            if d is not None and uid in d.ids:
+                d.inactive.setdefault(uid, "reverted")    # an expiry stays one
+                d.selector.excluded.clear()
 
     def event(self, uid, kind):
         """An event from a process: an update that expired is inactive everywhere."""

@@ -11,7 +11,6 @@ target's source with line numbers. A top-level call given sticky=True makes the 
 it creates follow the program across restarts.
 """
 import argparse
-import ast
 import codeop
 import os
 import sys
@@ -21,10 +20,9 @@ import time
 from pyliveupdate import protocol
 
 from . import listing
+from .commands import LOCAL_COMMANDS, listing_call, local_call, without_sticky
 from . import server as server_mod
 
-LOCAL_COMMANDS = ("patch", "procs", "ping", "use", "deploy", "more", "exit", "quit", "help")
-LISTERS = ("LU", "FP", "LP", "FD", "LD", "VD")
 HELP = """\
 Statements run in every selected process; results are prefixed [pid host program].
 Predefined in the processes:
@@ -113,12 +111,12 @@ class Console:
         """Run one command (local or remote). Returns True when it succeeded everywhere."""
         if not src.strip():
             return True
-        listing = _listing_call(src)
+        listing = listing_call(src)
         if listing is not None:
             if listing.pop("detail", False):
                 return self.remote("LU.ls(%s)" % ("all=True" if listing.get("all") else ""))
             return self.cmd_ls(**listing)
-        local = _local_call(src)
+        local = local_call(src)
         if local is not None:
             name, args, kwargs = local
             try:
@@ -126,7 +124,7 @@ class Console:
             except (TypeError, ValueError, OSError) as e:
                 self.event("%s: %s" % (name, e))
                 return False
-        src, sticky = _without_sticky(src)
+        src, sticky = without_sticky(src)
         return self.remote(src, sticky=sticky)
 
     def remote(self, src, filename="<controller>", echo=True, sticky=False):
@@ -279,75 +277,6 @@ class Console:
                 return
             except KeyboardInterrupt:
                 self.event("interrupted")
-
-
-def _local_call(src):
-    """('patch', args, kwargs) when src is one controller-side command, else None."""
-    try:
-        tree = ast.parse(src.strip(), mode="exec")
-    except SyntaxError:
-        return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return None
-    node = tree.body[0].value
-    if isinstance(node, ast.Name) and node.id in LOCAL_COMMANDS:
-        return node.id, (), {}
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in LOCAL_COMMANDS):
-        try:
-            args = tuple(ast.literal_eval(a) for a in node.args)
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-        except ValueError:
-            return None
-        return node.func.id, args, kwargs
-    return None
-
-
-def _listing_call(src):
-    """{'all': bool, 'detail': bool} when src is LU.ls(...) (or FP.ls(), ...), else None."""
-    try:
-        tree = ast.parse(src.strip(), mode="exec")
-    except SyntaxError:
-        return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return None
-    node = tree.body[0].value
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "ls" and isinstance(node.func.value, ast.Name)
-            and node.func.value.id in LISTERS and len(node.args) <= 1):
-        return None
-    try:
-        out = {"all": bool(ast.literal_eval(node.args[0])) if node.args else False}
-        for k in node.keywords:
-            if k.arg not in ("all", "detail"):
-                return None
-            out[k.arg] = bool(ast.literal_eval(k.value))
-    except ValueError:
-        return None
-    return out
-
-
-def _without_sticky(src):
-    """(src, sticky): a `sticky=` keyword of top-level calls is the controller's, not the
-    target's; it is taken out of the source sent."""
-    try:
-        tree = ast.parse(src, mode="exec")
-    except SyntaxError:
-        return src, False
-    sticky = None
-    for stmt in tree.body:
-        value = getattr(stmt, "value", None)
-        if isinstance(stmt, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call):
-            for k in list(value.keywords):
-                if k.arg == "sticky":
-                    try:
-                        sticky = bool(ast.literal_eval(k.value)) or bool(sticky)
-                    except ValueError:
-                        return src, False   # let the target say what is wrong with it
-                    value.keywords.remove(k)
-    if sticky is None:
-        return src, False
-    return ast.unparse(tree), sticky
 
 
 def _duration(seconds):

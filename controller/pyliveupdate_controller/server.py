@@ -21,7 +21,7 @@ import time
 
 from pyliveupdate import protocol
 
-from . import fleet
+from . import commands, fleet
 
 COMMAND_TIMEOUT = 60.0
 INTERRUPT_GRACE = 1.0
@@ -397,7 +397,8 @@ class Server:
             # worker) would keep a reverted update "applied somewhere" for ever.
             still = [p for p in self.processes(all_=True) if p.alive]
             self.fleet.observe([(p.ident, before[p], p.states) for p in answered],
-                               [(p.ident, p.states) for p in still])
+                               [(p.ident, p.states) for p in still],
+                               commands.literal_revert_ids(src))
             return results
 
     def _interrupt(self, waiters):

@@ -1,5 +1,5 @@
 """The controller's desired state (fleet.py): selectors, plans, learning, listing."""
-from pyliveupdate_controller import fleet
+from pyliveupdate_controller import commands, fleet
 
 
 def ident(pid, instance="h/1/10", program_key="prog-a", program="app"):
@@ -91,6 +91,28 @@ def test_observe_a_revert_everywhere_makes_it_inactive_and_a_partial_one_exclude
                   [(W1, {1: "reverted"}), (W2, {1: "reverted"})])
     assert state.definitions["s1"].inactive == {1: "reverted"}
     assert state.plan(ident(50), {}, set())[0]["run"] == []
+
+
+def test_a_revert_nobody_lived_to_answer_still_makes_the_update_inactive():
+    # Every selected worker was recycled during LU.revert(1): no reply, but the command
+    # named the id, and no live process has it in effect.
+    state = _state_with(("s1", 1, 1, [1]))
+    state.observe([], [(ident(60), {})], reverted={1})
+    assert state.definitions["s1"].inactive == {1: "reverted"}
+    assert state.plan(ident(61), {}, set())[0]["run"] == []
+    # ... unless a live process still has it (a revert in part of the fleet).
+    state = _state_with(("s1", 1, 1, [1]))
+    state.observe([], [(W2, {1: "applied"})], reverted={1})
+    assert state.definitions["s1"].inactive == {}
+
+
+def test_literal_revert_ids_are_read_from_the_source_never_run():
+    assert commands.literal_revert_ids("LU.revert(3)") == {3}
+    assert commands.literal_revert_ids(" FD.revert([3, 4])\n") == {3, 4}
+    assert commands.literal_revert_ids("UpdateManager.revert_update(7)") == {7}
+    for src in ("LU.revert(x)", "LU.revert(3); LU.apply(3)", "LU.apply(3)", "LU.revert(True)",
+                "LU.revert('3')", "print(LU.revert(3))", "LU.revert(3, 4)", "LU.revert("):
+        assert commands.literal_revert_ids(src) == set(), src
 
 
 def test_a_new_controller_learns_definitions_from_a_hello():
