@@ -151,9 +151,11 @@ setup(
     cmdclass={"build_ext": BuildExt},
     ext_modules=[engine, reader],
     # Every package below these roots, so a new subpackage cannot be left out of the wheel.
+    # _autostart is a plain directory that pylu-run puts on PYTHONPATH (its sitecustomize),
+    # shipped as a namespace package so its modules are not package data.
     packages=[*find_packages(include=["pyliveupdate", "pyliveupdate.*", "pyliveupdatescripts"]),
+              "pyliveupdate._autostart",
               *find_packages("controller", include=["pyliveupdate_controller*"])],
     package_dir={"pyliveupdate_controller": "controller/pyliveupdate_controller"},
-    # _autostart is a plain directory (put on PYTHONPATH by pylu-run), not a package.
-    package_data={"": ["py.typed", "*.pyi"], "pyliveupdate": ["_autostart/*.py"]},
+    package_data={"": ["py.typed", "*.pyi"]},
 )

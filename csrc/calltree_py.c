@@ -1,5 +1,6 @@
 /* calltree_py.c — the CallTreeBuilder type over the aggregation of calltree.c. */
 #include "calltree.h"
+#include "calltree_py.h"
 
 #include <string.h>
 

@@ -8,7 +8,6 @@
 
 #include "clock.h"
 #include "monitor.h"
-#include "parts.h"
 
 #define MAX_CONSECUTIVE_FAILURES 10
 

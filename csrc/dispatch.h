@@ -20,4 +20,8 @@ int pylu_dispatcher_run(PyObject *dispatcher, int kind, PyObject *frame, PyObjec
 /* Whether `obj` is a Dispatcher (else it is called as a plain Python callable). */
 int pylu_is_dispatcher(PyObject *obj);
 
+/* The module part: the Dispatcher and HandlerStats types, in _engine. */
+int pylu_dispatch_exec(PyObject *module);
+extern PyMethodDef pylu_dispatch_methods[];
+
 #endif

@@ -1,7 +1,7 @@
 /* engine_py.c — the Python-facing functions of the engine (pyliveupdate/engine.py is
  * their only caller).  Importing does nothing but add constants: the tool id, callbacks,
  * hook and watcher are taken on first use. */
-#include "parts.h"
+#include "engine_py.h"
 
 #include "arm.h"
 #include "codestate.h"

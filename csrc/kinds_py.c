@@ -1,5 +1,5 @@
 /* kinds_py.c — exports kinds.h to Python, for both extension modules (parts.h). */
-#include "parts.h"
+#include "kinds_py.h"
 
 #include "kinds.h"
 #include "logformat.h"

@@ -1,6 +1,11 @@
 /* module.c — wires the parts of pyliveupdate._engine together; no logic here. */
 #include "parts.h"
 
+#include "dispatch.h"
+#include "engine_py.h"
+#include "kinds_py.h"
+#include "recorder_py.h"
+
 static const pylu_part parts[] = {
     {pylu_kinds_exec, NULL},
     {pylu_recorder_exec, pylu_recorder_methods},

@@ -29,34 +29,7 @@ pylu_parts_exec(PyObject *module, const pylu_part *parts, size_t n)
     return 0;
 }
 
-/* kinds: EV_*, TEXT_*, LOG_FORMAT_VERSION constants, in both modules (kinds_py.c) */
-int pylu_kinds_exec(PyObject *module);
-
-/* ---- _engine ---- */
-
-/* recorder: rings, clock, flusher, zstd log (recorder_py.c) */
-int pylu_recorder_exec(PyObject *module);
-extern PyMethodDef pylu_recorder_methods[];
-
-/* engine: sys.monitoring callbacks, PEP 523 hook, per-code state (engine_py.c) */
-int pylu_engine_exec(PyObject *module);
-extern PyMethodDef pylu_engine_methods[];
-
-/* dispatch: the handler Dispatcher and HandlerStats types (dispatch.c) */
-int pylu_dispatch_exec(PyObject *module);
-extern PyMethodDef pylu_dispatch_methods[];
-
-/* ---- _reader ---- */
-
-/* reader: decoding logs back into events (reader.c); its state is the module's state */
-int pylu_reader_exec(PyObject *module);
-extern PyMethodDef pylu_reader_methods[];
-extern const size_t pylu_reader_state_size;
-int pylu_reader_traverse(PyObject *module, visitproc visit, void *arg);
-int pylu_reader_clear(PyObject *module);
-
-/* calltree: fast aggregation of decoded events for pylu-processlogs (calltree.c) */
-int pylu_calltree_exec(PyObject *module);
-extern PyMethodDef pylu_calltree_methods[];
+/* Each part declares its exec and method table in its own header: kinds_py.h,
+ * recorder_py.h, engine_py.h, dispatch.h (_engine); reader_py.h, calltree_py.h (_reader). */
 
 #endif

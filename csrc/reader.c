@@ -1,6 +1,6 @@
 /* reader.c — the LogReader and LogChunks types over the decoder (decoder.h), and
  * log_segments(): the Python face of reading logs (docs/DESIGN.md §3). */
-#include "parts.h"
+#include "reader_py.h"
 
 #include <dirent.h>
 #include <stdio.h>

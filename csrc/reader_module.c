@@ -2,6 +2,10 @@
  * builder, kept out of the runtime extension every target loads (docs/DESIGN.md, C). */
 #include "parts.h"
 
+#include "calltree_py.h"
+#include "kinds_py.h"
+#include "reader_py.h"
+
 static const pylu_part parts[] = {
     {pylu_kinds_exec, NULL},
     {pylu_reader_exec, pylu_reader_methods},

@@ -1,5 +1,5 @@
 /* recorder_py.c — the recorder's Python API (docs/DESIGN.md §2), exit and fork glue. */
-#include "parts.h"
+#include "recorder_py.h"
 
 #include <errno.h>
 #include <stdlib.h>
