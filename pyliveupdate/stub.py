@@ -16,6 +16,7 @@ patch serves patched code from its first request. Keepalives both ways notice a 
 that froze or vanished (protocol.py); changes nobody asked for (a handler switched off,
 a pending update applied on import, a time to live ended) are sent as events.
 """
+import atexit
 import collections
 import os
 import queue
@@ -34,13 +35,14 @@ DEFAULT_SYNC_WAIT = 1.0
 STREAM_BATCH_BYTES = 1 << 20       # of output text per message, well under the frame limit
 STATE_POLL_INTERVAL = 1.0
 STOP_WAIT = 10.0                   # for the command in progress when the stub stops
+EXIT_REPLY_WAIT = 2.0              # at interpreter exit: for the reply of a command in progress
 # Changes of an update's status that no command made: reported as events.
 _SPONTANEOUS = {("applied", "disabled"): "disabled", ("applied", "reverted"): "expired",
                 ("disabled", "reverted"): "expired", ("pending", "applied"): "applied",
                 ("pending", "failed"): "failed"}
 
 _started = weakref.WeakSet()
-_fork_hook_installed = False
+_hooks_installed = False
 
 
 class UpdateStub:
@@ -88,6 +90,7 @@ class UpdateStub:
         self.first_sync = threading.Event()
         self._events = collections.deque(maxlen=1000)
         self._reported = {}          # update id -> status the controller last heard of
+        self._answering = 0          # messages taken whose reply is not out yet
         self._last_poll = 0.0
     # --- life cycle ---------------------------------------------------------
 
@@ -96,7 +99,7 @@ class UpdateStub:
         sync_wait seconds; wait=False: return at once). Returns self."""
         if self._thread is not None and self._thread.is_alive():
             return self
-        _install_fork_hook()
+        _install_process_hooks()
         import encodings.idna  # noqa: F401  (getaddrinfo needs it; importing it in a forked child can fail)
         # Import what commands use now, in the caller's thread: a prefork server that forks
         # while the stub thread is half-way through an import leaves the child a partially
@@ -242,6 +245,7 @@ class UpdateStub:
             if msg is None or not self._current(stop):
                 return
             op = msg.get("op")
+            self._answering += 1        # until the reply is out (a command may end the program)
             try:
                 if op in ("exec", "sync"):
                     self._note_changes()    # what changed by itself before this command
@@ -261,6 +265,7 @@ class UpdateStub:
             except (OSError, protocol.ProtocolError, ValueError):
                 return                  # the link is gone; the reader reconnects
             finally:
+                self._answering -= 1
                 if op == "sync":
                     self.first_sync.set()
 
@@ -461,11 +466,20 @@ def _dispatch_update_event(kind, update_id, text):
             pass
 
 
-def _install_fork_hook():
-    global _fork_hook_installed
-    if not _fork_hook_installed:
+def _install_process_hooks():
+    global _hooks_installed
+    if not _hooks_installed:
         os.register_at_fork(after_in_child=_restart_in_child)
-        _fork_hook_installed = True
+        atexit.register(_send_last_replies)
+        _hooks_installed = True
+
+
+def _send_last_replies():
+    """At interpreter exit: a command that ended the program (it let the main thread
+    finish, or called sys.exit elsewhere) still gets its reply out, bounded."""
+    deadline = time.monotonic() + EXIT_REPLY_WAIT
+    while any(stub._answering for stub in list(_started)) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _restart_in_child():

@@ -3,8 +3,9 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 
-from support_controller import (FIXTURES, controller, free_port, run_cli,  # noqa: F401
+from support_controller import (FIXTURES, controller, free_port, run_cli, target_env,  # noqa: F401
                                 start_target, targets, token)
 
 
@@ -158,3 +159,34 @@ def test_more_prints_the_last_replies_in_full(controller, targets, token):
     assert ok and len(lines) == 42
     ok, lines = controller.run("more()")
     assert ok and len(lines) == 100 and lines[-1].endswith("] 99")
+
+
+ENDS_WHEN_TOLD = '''
+import threading
+from pyliveupdate import UpdateStub
+
+go = threading.Event()
+UpdateStub(retry_max=0.3).start()
+print("ready", flush=True)
+go.wait(60)
+'''
+
+
+def test_a_command_that_ends_the_program_still_gets_its_reply(token, tmp_path):
+    # The command lets the main thread finish while it is still running: the interpreter
+    # exits during the command, and the reply must go out before it does.
+    script = tmp_path / "ends.py"
+    script.write_text(ENDS_WHEN_TOLD)
+    port = free_port()
+    env = target_env(port, token)
+    program = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        out = run_cli(["-l", "127.0.0.1:%d" % port, "--wait", "1", "-c",
+                       "import __main__, time; __main__.go.set(); time.sleep(0.3); 'done'"],
+                      token)
+        assert out.returncode == 0, out
+        assert "] 'done'" in out.stdout, out.stdout
+        assert program.wait(30) == 0
+    finally:
+        program.kill()
