@@ -3,6 +3,7 @@ PyPI with pip and kept under .venv/realcode/, whose own test suites run in a sub
 with tests/realcode/pylu_realcode_plugin.py applying one kind of update ("mode")."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -43,7 +44,15 @@ ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def fetch(pkg: Package) -> str:
-    """The unpacked sdist (downloaded once with pip into .venv/realcode/)."""
+    """The unpacked sdist (downloaded once with pip into .venv/realcode/; one suite at a
+    time: ./dev test runs the 3.12 and 3.13 suites side by side)."""
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_locked(pkg)
+
+
+def _fetch_locked(pkg: Package) -> str:
     if os.path.isdir(pkg.sdist_dir):
         return pkg.sdist_dir
     downloads = os.path.join(CACHE, "sdists")
