@@ -128,11 +128,12 @@ def wait_http(port, path="/", timeout=30):
 
 class Load:
     """Client threads sending GETs until stopped (bounded by max_requests and max_seconds).
-    Records every (status, body) and every failure."""
+    Records every (status, body), when each request was sent and answered (`times`:
+    (sent, answered), monotonic, in the same order), and every failure."""
 
     def __init__(self, port, path, threads=4, max_requests=20000, max_seconds=60):
         self.port, self.path = port, path
-        self.results, self.failures = [], []
+        self.results, self.failures, self.times = [], [], []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._left = max_requests
@@ -147,6 +148,7 @@ class Load:
                 if self._left <= 0:
                     return
                 self._left -= 1
+            sent = time.monotonic()
             try:
                 result = http_get(self.port, self.path)
             except Exception as e:  # noqa: BLE001 - a failed request is what we count
@@ -157,6 +159,14 @@ class Load:
                 if result[0] != 200:
                     self.failures.append(result)
                 self.results.append(result)
+                self.times.append((sent, time.monotonic()))
+
+    def within(self, start, end=float("inf")):
+        """The (status, body) of the requests sent after `start` and answered before `end`
+        (time.monotonic()): whatever ran in the server for them ran in between."""
+        with self._lock:
+            return [r for r, (sent, done) in zip(self.results, self.times)
+                    if sent > start and done < end]
 
     def count(self):
         with self._lock:
