@@ -122,9 +122,14 @@ def test_gunicorn_master_with_children_attached_patched_and_detached(controller,
         # second) it serves the app as the master has it: unpatched.
         load.allowed = {5, 7}
         os.kill(workers[0], signal.SIGTERM)
-        _wait(lambda: len(_workers(master.pid)) == 2 and workers[0] not in _workers(master.pid),
-              what="the replacement worker")
-        replacement = [w for w in _workers(master.pid) if w not in workers][0]
+        # One snapshot per look: two reads could see the old worker gone and the new one
+        # not yet forked, and pass with no replacement to name.
+        def replacement_worker():
+            now = _workers(master.pid)
+            fresh = [w for w in now if w not in workers]
+            return fresh[0] if len(now) == 2 and fresh else None
+        _wait(lambda: replacement_worker() is not None, what="the replacement worker")
+        replacement = replacement_worker()
         _wait(lambda: any(p.pid == replacement for p in controller.server.processes(all_=True)),
               what="the replacement worker to connect")
         controller.wait_line(lambda l: "caught up" in l or str(replacement) in l, events=True)

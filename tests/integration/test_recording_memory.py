@@ -91,9 +91,16 @@ def test_an_idle_recorder_dozes_and_wakes_for_the_next_record(tmp_path):
         for i in range(1000):
             e.recorder_emit(6, 3, i + 1)
         deadline = time.monotonic() + 30
-        while e.recorder_stats()["dozes"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        dozing = e.recorder_stats()
+        # Dozing after the records were drained: a doze counted before (or cut short by
+        # them) is not the idle state, and under load the flusher is still cycling then.
+        # With a 1 ms period, 50 ms without a cycle means it sleeps.
+        while time.monotonic() < deadline:
+            before = e.recorder_stats()
+            time.sleep(0.05)
+            dozing = e.recorder_stats()
+            if (dozing["events"] >= 1000 and dozing["dozes"] >= 1
+                    and dozing["cycles"] == before["cycles"]):
+                break
         size, ticks = os.path.getsize(path), flusher_cpu_ticks()
         time.sleep(1.0)                          # a thousand flush periods
         idle = e.recorder_stats()
