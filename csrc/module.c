@@ -3,6 +3,7 @@
 
 #include "dispatch.h"
 #include "engine_py.h"
+#include "handoff.h"
 #include "kinds_py.h"
 #include "recorder_py.h"
 
@@ -11,6 +12,7 @@ static const pylu_part parts[] = {
     {pylu_recorder_exec, pylu_recorder_methods},
     {pylu_engine_exec, pylu_engine_methods},
     {pylu_dispatch_exec, pylu_dispatch_methods},
+    {pylu_handoff_exec, pylu_handoff_methods},
 };
 
 /* The offline reader moved to pyliveupdate._reader (docs/DESIGN.md, C section); these

@@ -288,6 +288,9 @@ class Channel:
         self._recv_seq = 0
         self._send_lock = threading.Lock()
         self._buf = bytearray()
+        # wait_readable(fd, timeout, lend) -> bool: how recv() waits for the peer, when
+        # set (the stub sets the C core's, so a busy main thread lends it the GIL).
+        self.wait_readable = None
 
     def _tag(self, label, seq, body):
         return hmac.new(self._key, label + seq.to_bytes(8, "big") + body, hashlib.sha256).digest()
@@ -321,14 +324,21 @@ class Channel:
         # and getting it back from a busy program thread costs up to the switch interval.
         buf = self._buf
         while len(buf) < n:
+            if self.wait_readable is not None and not _tls_buffered(self.sock):
+                # Only a frame's first wait asks for the GIL (a large frame's chunks do not).
+                if not self.wait_readable(self.sock.fileno(), self.sock.gettimeout(), not buf):
+                    raise self._silent()
             try:
                 chunk = self.sock.recv(max(65536, min(n - len(buf), 1 << 20)))
             except TimeoutError:
-                raise PeerSilent("nothing heard from the peer for %g s (frozen, or the "
-                                 "network dropped it)" % self.sock.gettimeout()) from None
+                raise self._silent() from None
             if not chunk:
                 raise EOFError("connection closed by peer")
             buf += chunk
+
+    def _silent(self):
+        return PeerSilent("nothing heard from the peer for %g s (frozen, or the network "
+                          "dropped it)" % self.sock.gettimeout())
 
     def _take(self, n):
         self._fill(n)
@@ -361,6 +371,12 @@ class Channel:
             self.sock.close()
         except OSError:
             pass
+
+
+def _tls_buffered(sock):
+    """Bytes TLS has decrypted and holds: readable although the socket is not."""
+    pending = getattr(sock, "pending", None)
+    return pending is not None and pending() > 0
 
 
 def _size(n):

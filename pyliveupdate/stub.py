@@ -28,6 +28,7 @@ import time
 import weakref
 
 from . import command, identity, output, protocol, state
+from ._engine import handoff_release, handoff_wait_readable
 
 DEFAULT_CONTROLLER = "127.0.0.1:50050"
 STREAM_QUEUE_MAX = 10000
@@ -207,6 +208,7 @@ class UpdateStub:
     def _serve(self, sock, token, stop):
         channel = protocol.client_handshake(sock, token)
         channel.start_liveness()
+        channel.wait_readable = handoff_wait_readable
         self._channel = channel
         hello = self.hello()
         self._reported = state.status_map(hello["updates"])
@@ -227,12 +229,15 @@ class UpdateStub:
                 msg = channel.recv()
                 op = msg.get("op")
                 if op == "ka":
+                    handoff_release()
                     continue
                 if op == "interrupt":
                     self.runner.interrupt()
+                    handoff_release()
                     continue
-                inbox.put(msg)
+                inbox.put(msg)          # the executor releases the GIL lender when answered
         finally:
+            handoff_release()
             inbox.put(None)
             if stop.is_set() and stop is self._stop:
                 # An orderly stop: the command in progress (perhaps the one that called
@@ -266,6 +271,7 @@ class UpdateStub:
                 return                  # the link is gone; the reader reconnects
             finally:
                 self._answering -= 1
+                handoff_release()
                 if op == "sync":
                     self.first_sync.set()
 
