@@ -1,5 +1,6 @@
 """A command reaches a busy program without waiting for its switch interval: the main
 thread lends the GIL (a pending call) until the reply is out, and never for long."""
+import ast
 import json
 import sys
 import time
@@ -45,8 +46,12 @@ def test_commands_to_a_busy_main_thread_do_not_wait_for_the_switch_interval(
     # first one is seen at the next switch request; later ones at once, here and in 3.13+.
     timed = took[1:] if sys.version_info < (3, 13) else took
     assert max(timed) < 0.5, took
-    ok, lines = controller.run("from pyliveupdate import _engine; _engine.handoff_stats()['lent']")
-    assert ok and int(lines[-1].rsplit("] ", 1)[1]) >= 5, lines
+    ok, lines = controller.run("from pyliveupdate import _engine; _engine.handoff_stats()")
+    assert ok, lines
+    stats = ast.literal_eval(lines[-1].split("] ", 1)[1])
+    # Each command queued a call; one that ran after its reply (the next command came in
+    # before the executor released) is counted late.
+    assert stats["lent"] >= 1 and stats["lent"] + stats["late"] >= 5, stats
 
 
 def test_the_loan_is_bounded_and_a_late_one_returns_at_once():
