@@ -93,6 +93,26 @@ def _update(data):
                        "%.2f ms, %.2f ms" % (p["median_ms"], p["p90_ms"]),
                        "≤ %.0f ms" % target if target else "",
                        _ok(p["median_ms"] <= target) if target else "")
+    yield from _update_reach(data)
+
+
+def _update_reach(data):
+    hook = data.get("import_hook")
+    if hook:
+        yield ("updates: import hook on a program importing %d modules (hook's share)"
+               % hook["modules"],
+               "%.2f× (%.2f–%.2f), %.1f µs per import (%.2f %%)"
+               % (hook["ratio"], hook["ratio_min"], hook["ratio_max"],
+                  hook["hook_ns_per_import"] / 1e3, hook["hook_share"] * 100),
+               "≤ %.2f×" % hook["target_ratio"], _ok(hook["ratio"] <= hook["target_ratio"]))
+    o = data.get("origin")
+    if o and "error" in o:
+        yield ("updates: finding code by origin, %s.**" % o["package"], o["error"], "", "")
+    elif o:
+        yield ("updates: resolve %s.** on %s %s (%d modules, %d gc objects)"
+               % (o["package"], o["package"], o["version"], o["modules"], o["gc_objects"]),
+               "%.1f ms for %d codes (the gc pass by origin alone %.1f ms)"
+               % (o["resolve_ms"], o["codes_resolved"], o["scan_ms"]), "", "")
 
 
 def _controller(data):

@@ -2,7 +2,6 @@
 thread lends the GIL (a pending call) until the reply is out, and never for long."""
 import ast
 import json
-import sys
 import time
 
 from support_controller import LocalController, controller, start_target, targets, token  # noqa: F401
@@ -18,10 +17,10 @@ sys.setswitchinterval(1.0)
 print("ready", flush=True)
 
 def spin(n):
-    total = 0
+    kept = []                       # containers that live a while, as a server's do: GC runs
     for i in range(n):
-        total += i * i % 7
-    return total
+        kept.append([i * i % 7])
+    return len(kept)
 
 while True:
     spin(2000)
@@ -42,13 +41,11 @@ def test_commands_to_a_busy_main_thread_do_not_wait_for_the_switch_interval(
         took.append(time.monotonic() - t0)
         assert ok, lines
     # Without the loan each command waits >= 1 s for the GIL (the interval), at each hop.
-    # CPython 3.12 does not signal a pending call queued by another thread for the main
-    # thread: it runs when the main thread trips its eval breaker for another reason (GC, a
-    # switch request), often at once, sometimes a switch interval later. 3.13+ signal it.
-    if sys.version_info < (3, 13):
-        assert min(took) < 0.5, took
-    else:
-        assert max(took) < 0.5, took
+    # With it most take a few ms. Not all: the loan ends after 20 ms, and on a loaded machine
+    # a command can outlast it and wait for the interval as before. (On 3.12 a pending call
+    # queued by another thread runs only when the main thread trips its eval breaker for
+    # another reason, gh-95820: here the GC the loop's allocations schedule; 3.13+ signal it.)
+    assert sorted(took)[len(took) // 2] < 0.5, took
     ok, lines = controller.run("from pyliveupdate import _engine; _engine.handoff_stats()")
     assert ok, lines
     stats = ast.literal_eval(lines[-1].split("] ", 1)[1])
