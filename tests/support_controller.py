@@ -90,6 +90,22 @@ class Target:
             pass
 
 
+def gunicorn_workers(controller):
+    """The connected processes whose program is gunicorn (master and workers)."""
+    return [p for p in controller.server.processes(all_=True) if p.info.get("program") == "gunicorn"]
+
+
+def wait_workers(controller, n, master_pid, timeout=60):
+    """Wait until n children of master_pid are connected and synced; return them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ours = [p for p in gunicorn_workers(controller) if p.info.get("ppid") == master_pid]
+        if len(ours) >= n and all(p.synced.is_set() for p in ours):
+            return ours
+        assert time.monotonic() < deadline, [p.label for p in gunicorn_workers(controller)]
+        time.sleep(0.1)
+
+
 def target_env(port, token, **extra):
     env = dict(os.environ)
     env.update(PYLU_CONTROLLER="127.0.0.1:%d" % port, PYLU_TOKEN=token,

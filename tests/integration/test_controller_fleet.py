@@ -10,7 +10,8 @@ import textwrap
 import threading
 import time
 
-from support_controller import LocalController, Target, free_port, new_token, start_target
+from support_controller import (LocalController, Target, free_port, gunicorn_workers, new_token,
+                                start_target, wait_workers)
 from support_hardening import http_get, python_env, wait_http
 
 APP = '''
@@ -102,20 +103,6 @@ def _gunicorn(tmp_path, controller, http_port, workers=3):
     return Target(argv, env, cwd=str(tmp_path))
 
 
-def _workers(controller):
-    return [p for p in controller.server.processes(all_=True) if p.info.get("program") == "gunicorn"]
-
-
-def _wait_workers(controller, n, master_pid, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        ours = [p for p in _workers(controller) if p.info.get("ppid") == master_pid]
-        if len(ours) >= n and all(p.synced.is_set() for p in ours):
-            return ours
-        assert time.monotonic() < deadline, [p.label for p in _workers(controller)]
-        time.sleep(0.1)
-
-
 def _run(controller, src):
     """Run src; it may fail only in workers that ended meanwhile (--max-requests)."""
     ok, lines = controller.run(src)
@@ -139,7 +126,7 @@ def test_gunicorn_fleet_converges_through_recycling_kill_and_restart(tmp_path):
     load = None
     try:
         master = server.pid
-        first = _wait_workers(controller, 3, master)
+        first = wait_workers(controller, 3, master)
         assert {p.info["program"] for p in first} == {"gunicorn"}   # not __main__.py
         assert len({p.ident.instance for p in first}) == 1
         controller.wait_for(4)
@@ -153,7 +140,7 @@ def test_gunicorn_fleet_converges_through_recycling_kill_and_restart(tmp_path):
         assert sum(l.endswith("Update 1 applied") for l in lines) >= 2, lines
         load.wait_more(t_patch, 100)
         # A worker killed with SIGKILL is replaced; the replacement is patched before it serves.
-        victims = [p.pid for p in _workers(controller)]
+        victims = [p.pid for p in gunicorn_workers(controller)]
         for victim in victims:
             try:
                 os.kill(victim, signal.SIGKILL)
@@ -184,7 +171,7 @@ def test_gunicorn_fleet_converges_through_recycling_kill_and_restart(tmp_path):
         server.stop()
         mark = len(controller.events)
         server = _gunicorn(tmp_path, controller, http_port)
-        again = _wait_workers(controller, 3, server.pid)
+        again = wait_workers(controller, 3, server.pid)
         events = [e for e in controller.events[mark:] if "connected" in e]
         assert any("did not get active update(s) 2" in e and "deploy([2]" in e for e in events), events
         assert sum("applied update(s) 3" in e for e in events) >= 3, events
