@@ -245,7 +245,10 @@ def forget(update_id):
 def _deliver(update_id, kind, text, streams):
     if _to_stderr[0]:
         try:
-            err = sys.stderr
+            # The program's stderr even in a thread running a controller command (whose
+            # sys.stderr is captured into the reply): the streams carry it to the controller
+            # already, so a capture would show the line there twice.
+            err = getattr(sys.stderr, "_pylu_original", sys.stderr)
             if err is not None:
                 err.write(text + "\n")
                 err.flush()

@@ -245,8 +245,9 @@ class Instrument(UpdateBase):
             report = engine.handler_report(self.id)
             if report["disabled"]:
                 reason = report["disabled_reason"] or "switched off"
-                if report["last_error"]:
-                    reason += "; last error: %s" % report["last_error"]
+                last = report["last_error"]
+                if last and last not in reason:     # "10 consecutive failures; last: ..."
+                    reason += "; last error: %s" % last
                 return "disabled", reason
         return word, reason
 
