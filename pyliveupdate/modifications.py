@@ -129,7 +129,6 @@ def stop_helper_thread():
 
 class _Modification(Instrument):
     kind = "modification"
-    label = "?"
 
     def __init__(self, pattern, payload, condition=None, ttl=None, rate=None, **options):
         self.condition = condition

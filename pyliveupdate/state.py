@@ -90,10 +90,25 @@ def report():
     except Exception:  # noqa: BLE001 - the channel must work even if the updates layer does not
         return {"active": [], "known": [], "states": [], "ttl": []}
     ids = sorted(table)
-    return {"active": [i for i in ids if table[i][0] in LIVE],
+    active = [i for i in ids if table[i][0] in LIVE]
+    return {"active": active,
             "known": ids,
             "states": [[i, table[i][0], table[i][1]] for i in ids],
-            "ttl": [[i, round(ttl[i], 3)] for i in ids if i in ttl and table[i][0] in LIVE]}
+            "ttl": [[i, round(ttl[i], 3)] for i in ids if i in ttl and table[i][0] in LIVE],
+            "labels": _labels(active)}
+
+
+def _labels(ids):
+    """[[id, label], ...] of the updates in effect (UpdateBase.label: kind and scope)."""
+    manager = update_manager()
+    out = []
+    for uid in ids:
+        try:
+            label = manager.get(uid).label()
+        except Exception:  # noqa: BLE001 - an older or foreign update: no label
+            continue
+        out.append([uid, str(label)[:200]])
+    return out
 
 
 def status_map(reported):

@@ -25,13 +25,19 @@ def what(definition):
     return text + (" [sticky]" if definition.sticky else "")
 
 
-def update_rows(rows, process_count):
+def update_rows(rows, process_count, labels=None):
     """Lines of LU.ls(): per update its state at the controller, in how many connected
-    processes it is applied / pending / failed / disabled, and why where it is not applied."""
+    processes it is applied / pending / failed / disabled, and why where it is not applied.
+    labels: {id: 'FuncProfiler shop.**'} as processes report them, shown where one
+    command made several updates."""
+    labels = labels or {}
     lines = ["%d process(es) connected" % process_count]
     for uid, status, definition, where in rows:
         counts = ", ".join("%s in %d" % (s, len(where[s])) for s in sorted(where)) or "in no process"
-        lines.append("%d  %-8s  %s  %s" % (uid, status, counts, what(definition)))
+        line = "%d  %-8s  %s  %s" % (uid, status, counts, what(definition))
+        if len(definition.ids) > 1 and uid in labels:
+            line += "  → %s" % labels[uid]
+        lines.append(line)
         for s in sorted(where):
             if s == "applied":
                 continue

@@ -164,7 +164,11 @@ class Console:
         if not rows:
             self.write_lines(["no update is active" if not all else "no update"])
             return True
-        self.write_lines(listing.update_rows(rows, len(procs)))
+        labels = {}
+        for p in procs:
+            for uid, label in p.labels.items():
+                labels.setdefault(uid, label)
+        self.write_lines(listing.update_rows(rows, len(procs), labels))
         return True
 
     def cmd_procs(self):

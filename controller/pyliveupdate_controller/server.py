@@ -41,7 +41,7 @@ class Process:
         self.connected_at = time.time()
         self.executed = set(hello.get("executed") or ())
         self.updates = {"active": [], "known": []}
-        self.states, self.reasons, self.ttl = {}, {}, {}
+        self.states, self.reasons, self.ttl, self.labels = {}, {}, {}, {}
         self.set_updates(hello.get("updates"))
         self.alive = True
         self.synced = threading.Event()
@@ -75,6 +75,12 @@ class Process:
             states.update({int(i): "applied" for i in reported.get("active") or ()})
         self.states, self.reasons = states, reasons
         self.ttl = {int(i): float(t) for i, t in reported.get("ttl") or ()}
+        self.labels = {}
+        for row in reported.get("labels") or ():
+            try:
+                self.labels[int(row[0])] = str(row[1])
+            except (TypeError, ValueError, IndexError):
+                continue
 
     def send_request(self, msg):
         """Send msg; returns a waiter whose .wait(timeout) gives the reply dict."""

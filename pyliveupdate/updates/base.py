@@ -248,6 +248,12 @@ class UpdateBase:
         """(name, value) pairs shown by repr() and LU.ls() after type and status."""
         return []
 
+    def label(self):
+        """A few words naming the update, e.g. 'FuncProfiler shop.views.**' (the controller
+        lists one per update: one command can make several)."""
+        fields = self.repr_fields()
+        return "%s %s" % (self.kind, fields[0][1]) if fields else str(self.kind)
+
     def note(self, text):
         """Record something the user should know about this update (shown once)."""
         if text not in self.notes:

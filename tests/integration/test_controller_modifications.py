@@ -167,3 +167,18 @@ def test_a_condition_reading_an_unknown_name_is_refused_when_built(controller, o
     assert ok, lines
     ok, lines = controller.run("print([(u.id, u.instrumented) for u in UpdateManager.applied()][-1])")
     assert ok and lines[-1].endswith("['__main__.Foo.cmethod'])"), lines
+
+
+def test_each_update_of_a_command_is_listed_by_what_it_covers(controller, one):
+    ok, lines = controller.run("FP.profile(['__main__.bar', 'module1.foo'])")
+    assert ok, lines
+    ok, lines = controller.run("LU.ls()")
+    assert ok
+    rows = [line for line in lines if line[:1].isdigit() and "active" in line]
+    assert len(rows) == 2 and rows[0].startswith("1  active") and rows[1].startswith("2  active"), lines
+    assert rows[0].endswith("→ FuncProfiler __main__.bar"), rows
+    assert rows[1].endswith("→ FuncProfiler module1.foo"), rows
+    # One update per command: no label needed.
+    ok, _ = controller.run("FD.debug('__main__.bar', rate=1)")
+    ok, lines = controller.run("LU.ls()")
+    assert any(line.startswith("3  active") and "→" not in line for line in lines), lines
