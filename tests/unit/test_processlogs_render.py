@@ -264,3 +264,13 @@ def test_flamegraph_labels_cut_the_module_path_and_keep_the_functions_own_name()
     assert fit_label(name, 4) == "inn\u2026"          # only then the own name is cut
     assert fit_label(name, 2) == ""
     assert fit_label("plain_function_name", 10) == "plain_fun\u2026"
+
+
+def test_a_program_is_named_as_its_command_line_gave_it():
+    from pyliveupdate_controller.processlogs.model import program_name
+    assert program_name(["/srv/app/webservice.py", "--port", "80"]) == "webservice.py"
+    assert program_name(["/venv/bin/gunicorn", "app:app"]) == "gunicorn"
+    # python -m gunicorn: the package, as procs() shows it, not __main__.py
+    assert program_name(["/venv/lib/python3.12/site-packages/gunicorn/__main__.py", "-w", "3"]) == "gunicorn"
+    assert program_name(["-c"]) == "python -c" and program_name([]) == "python"
+    assert filters.program_matches(program_name(["/x/gunicorn/__main__.py"]), "gunicorn")

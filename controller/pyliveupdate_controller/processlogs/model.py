@@ -188,7 +188,10 @@ def program_name(argv) -> str:
     first = str(argv[0])
     if first in ("-c", "-m"):
         return "python " + first
-    return first.rstrip("/").rsplit("/", 1)[-1]
+    parts = first.rstrip("/").rsplit("/", 2)
+    if parts[-1] == "__main__.py" and len(parts) > 1 and parts[-2]:
+        return parts[-2]         # python -m gunicorn: the package, as the controller names it
+    return parts[-1]
 
 
 @dataclass
