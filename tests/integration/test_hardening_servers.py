@@ -286,3 +286,23 @@ def test_hot_patch_under_load_changes_answers_without_a_failed_request_and_rever
     after = _values(load.within(reverted))
     assert after and set(after) == {14}, after[:10]
     assert server.alive()
+
+
+def test_uvicorn_workers_are_one_instance_named_uvicorn(tmp_path):
+    """`python -m uvicorn --workers 2` spawns its workers (multiprocessing): they are
+    listed as uvicorn (not __main__.py) and belong to one instance (the master's), which
+    is what an update for them is meant for by default."""
+    token = new_token()
+    controller = LocalController(token)
+    http_port = free_port()
+    server = _start([sys.executable, "-m", "uvicorn", "asgiapp:app", "--port", str(http_port),
+                     "--workers", "2", "--log-level", "warning", "--lifespan", "off"],
+                    tmp_path, controller.port, token, "asgiapp", ASGI_APP)
+    try:
+        controller.wait_for(2, timeout=60)
+        procs = controller.server.processes(all_=True)
+        assert {p.info["program"] for p in procs} == {"uvicorn"}, [p.label for p in procs]
+        assert len({p.ident.instance for p in procs}) == 1, [p.ident.instance for p in procs]
+    finally:
+        server.stop()
+        controller.close()
