@@ -171,7 +171,9 @@ def _module_functions():
         for attr, value in sorted(vars(module).items()):
             if (type(value) is types.FunctionType and value.__module__ == name
                     and value.__code__.co_filename.startswith(where)
-                    and value.__name__ == attr):
+                    and value.__name__ == attr
+                    and value.__code__.co_qualname == attr):   # a def at module level, not
+                # a wrapper a decorator factory made and renamed (pyparsing's pep8 synonyms)
                 yield name, attr, value
 
 
@@ -181,10 +183,16 @@ def _own_source_twin(func):
     import inspect
     import textwrap
     import types
+    import __future__
     lines, first = inspect.getsourcelines(func)
     src = "\n" * (first - 1) + textwrap.dedent("".join(lines))
     namespace = dict(func.__globals__)
-    exec(compile(src, func.__code__.co_filename, "exec"), namespace)
+    # The module's __future__ imports (annotations: names defined later stay unevaluated).
+    future = 0
+    for feature in __future__.all_feature_names:
+        future |= getattr(__future__, feature).compiler_flag
+    exec(compile(src, func.__code__.co_filename, "exec", func.__code__.co_flags & future,
+                 dont_inherit=True), namespace)
     twin = namespace.get(func.__name__)
     return twin if type(twin) is types.FunctionType else None
 
