@@ -1,15 +1,21 @@
-"""Django under gunicorn, set up as a user would: the stub started in wsgi.py, the views
-imported by Django's URL resolver on the first request. A patch sent before any worker
-served is pending there, and every request sent after its reply is answered by patched
-code (a function and a method of a class-based view), through a worker killed with SIGKILL
-and workers recycled by --max-requests; after the revert's reply no request sees it."""
+"""Django, set up as a user would, with the views imported by Django's URL resolver on the
+first request.
+
+Under gunicorn (the stub started in wsgi.py): a patch sent before any worker served is
+pending there, and every request sent after its reply is answered by patched code (a
+function and a method of a class-based view), through a worker killed with SIGKILL and
+workers recycled by --max-requests; after the revert's reply no request sees it.
+
+Under `manage.py runserver` (the stub at the end of settings.py, README's recipe): the
+server process the autoreloader starts again after a code change gets the active update."""
 import os
+import pathlib
 import signal
 import sys
 import time
 
 from support_controller import LocalController, Target, free_port, gunicorn_workers, new_token, wait_workers
-from support_hardening import Load, python_env
+from support_hardening import Load, http_get, python_env, wait_http
 
 SETTINGS = '''
 SECRET_KEY = "test"
@@ -82,13 +88,41 @@ UpdateManager.apply_update(Redefine("shop.views", None, {"shop.views.price": pri
 '''
 
 
-def _project(root):
+MANAGE = '''
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+from django.core.management import execute_from_command_line
+
+execute_from_command_line(sys.argv)
+'''
+
+STUB_IN_SETTINGS = '''
+
+from pyliveupdate import UpdateStub
+
+UpdateStub().start()
+'''
+
+
+def _project(root, stub_in_settings=False):
     shop = root / "shop"
     shop.mkdir()
-    for name, text in (("__init__.py", ""), ("settings.py", SETTINGS), ("urls.py", URLS),
-                       ("views.py", VIEWS), ("wsgi.py", WSGI)):
+    settings = SETTINGS + (STUB_IN_SETTINGS if stub_in_settings else "")
+    wsgi = WSGI if not stub_in_settings else WSGI.split("from pyliveupdate")[0]
+    for name, text in (("__init__.py", ""), ("settings.py", settings), ("urls.py", URLS),
+                       ("views.py", VIEWS), ("wsgi.py", wsgi)):
         (shop / name).write_text(text)
+    (root / "manage.py").write_text(MANAGE)
     (root / "fix.py").write_text(FIX)
+
+
+def _env(tmp_path, controller):
+    env = python_env(PYLU_CONTROLLER="127.0.0.1:%d" % controller.port, PYLU_TOKEN=controller.token,
+                     PYLU_SYNC_WAIT="15")       # generous: sanitizer runs start slowly
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    return env
 
 
 def _run(controller, src):
@@ -109,10 +143,9 @@ def test_django_views_imported_lazily_are_patched_from_the_first_request(tmp_pat
     _project(tmp_path)
     token = new_token()
     controller = LocalController(token)
+    controller.token = token
     http_port = free_port()
-    env = python_env(PYLU_CONTROLLER="127.0.0.1:%d" % controller.port, PYLU_TOKEN=token,
-                     PYLU_SYNC_WAIT="15")       # generous: sanitizer runs start slowly
-    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    env = _env(tmp_path, controller)
     server = Target([sys.executable, "-m", "gunicorn", "-w", "3", "-b", "127.0.0.1:%d" % http_port,
                      "--max-requests", "60", "--max-requests-jitter", "10", "--graceful-timeout", "5",
                      "--log-level", "warning", "shop.wsgi"], env, cwd=str(tmp_path))
@@ -162,5 +195,48 @@ def test_django_views_imported_lazily_are_patched_from_the_first_request(tmp_pat
     finally:
         for load in loads:
             load.stop()
+        server.stop()
+        controller.close()
+
+
+def test_django_runserver_after_an_autoreload_gets_the_active_update(tmp_path):
+    _project(tmp_path, stub_in_settings=True)
+    token = new_token()
+    controller = LocalController(token)
+    controller.token = token
+    http_port = free_port()
+    server = Target([sys.executable, "manage.py", "runserver", "127.0.0.1:%d" % http_port],
+                    _env(tmp_path, controller), cwd=str(tmp_path))
+    try:
+        controller.wait_for(2, timeout=60)      # the autoreloader and its server process
+        reloader, first = sorted(controller.server.processes(all_=True), key=lambda p: p.pid)
+        assert first.info.get("ppid") == reloader.pid
+        assert first.ident.instance == reloader.ident.instance
+        status, body = wait_http(http_port, "/")
+        assert status == 200 and body.split()[1] == "10", body
+        lines = _run(controller, "patch(%r)" % str(tmp_path / "fix.py"))
+        assert any("Update 1 applied" in line for line in lines), lines
+        assert http_get(http_port, "/")[1].split()[1] == "15"
+        # A code change: the autoreloader starts a new server process, which connects and
+        # gets update 1 again (pending until Django imports the views, then applied).
+        # Django's reloader polls once a second and ignores a change made before it first
+        # saw the file (imported at the first request): change it until it restarts.
+        urls = pathlib.Path(tmp_path / "shop" / "urls.py")
+        deadline = time.monotonic() + 60
+        changed = 0.0
+        while True:
+            procs = controller.server.processes(all_=True)
+            second = [p for p in procs if p.pid not in (reloader.pid, first.pid)]
+            if second and second[0].synced.is_set():
+                break
+            assert time.monotonic() < deadline, [p.label for p in procs]
+            if not second and time.monotonic() - changed > 1.5:
+                urls.write_text(urls.read_text() + "\n# changed\n")
+                changed = time.monotonic()
+            time.sleep(0.1)
+        status, body = wait_http(http_port, "/")
+        assert int(body.split()[0]) == second[0].pid and body.split()[1] == "15", body
+        assert http_get(http_port, "/cart/")[1].split()[1] == "105"
+    finally:
         server.stop()
         controller.close()
