@@ -106,6 +106,16 @@ def wait_workers(controller, n, master_pid, timeout=60):
         time.sleep(0.1)
 
 
+def run_on_workers(controller, src):
+    """Run src through the controller; it may fail only in processes that ended or
+    disconnected meanwhile (workers recycled by --max-requests). Returns the lines."""
+    ok, lines = controller.run(src)
+    gone = [line for line in lines
+            if "the process ended while running" in line or line.endswith("] disconnected")]
+    assert ok or (gone and len(gone) < len(lines)), lines
+    return lines
+
+
 def target_env(port, token, **extra):
     env = dict(os.environ)
     env.update(PYLU_CONTROLLER="127.0.0.1:%d" % port, PYLU_TOKEN=token,

@@ -14,7 +14,8 @@ import signal
 import sys
 import time
 
-from support_controller import LocalController, Target, free_port, gunicorn_workers, new_token, wait_workers
+from support_controller import (LocalController, Target, free_port, gunicorn_workers, new_token,
+                                run_on_workers, wait_workers)
 from support_hardening import Load, http_get, python_env, wait_http
 
 SETTINGS = '''
@@ -125,14 +126,6 @@ def _env(tmp_path, controller):
     return env
 
 
-def _run(controller, src):
-    """Run src; it may fail only in workers that ended meanwhile (--max-requests)."""
-    ok, lines = controller.run(src)
-    failed = [line for line in lines if "the process ended while running" in line]
-    assert ok or (failed and len(failed) < len(lines)), lines
-    return lines
-
-
 def _values(results):
     """The value part of each answer ("<pid> <value>"), by worker pid."""
     assert all(status == 200 for status, _ in results), results[:5]
@@ -153,7 +146,7 @@ def test_django_views_imported_lazily_are_patched_from_the_first_request(tmp_pat
     try:
         first = wait_workers(controller, 3, server.pid)
         # No worker has served: Django has not imported the views anywhere yet.
-        lines = _run(controller, "patch(%r)" % str(tmp_path / "fix.py"))
+        lines = run_on_workers(controller, "patch(%r)" % str(tmp_path / "fix.py"))
         assert sum("Update 1 pending: module shop.views not imported yet" in line
                    for line in lines) == 3, lines
         t_patch = time.monotonic()
@@ -173,7 +166,7 @@ def test_django_views_imported_lazily_are_patched_from_the_first_request(tmp_pat
         for load in loads:
             load.wait_count(load.count() + 200, timeout=120)
         t_revert_sent = time.monotonic()
-        _run(controller, "LU.revert(1)")
+        run_on_workers(controller, "LU.revert(1)")
         t_revert = time.monotonic()
         for load in loads:
             load.wait_count(load.count() + 200, timeout=120)
@@ -214,7 +207,7 @@ def test_django_runserver_after_an_autoreload_gets_the_active_update(tmp_path):
         assert first.ident.instance == reloader.ident.instance
         status, body = wait_http(http_port, "/")
         assert status == 200 and body.split()[1] == "10", body
-        lines = _run(controller, "patch(%r)" % str(tmp_path / "fix.py"))
+        lines = run_on_workers(controller, "patch(%r)" % str(tmp_path / "fix.py"))
         assert any("Update 1 applied" in line for line in lines), lines
         assert http_get(http_port, "/")[1].split()[1] == "15"
         # A code change: the autoreloader starts a new server process, which connects and
