@@ -53,6 +53,11 @@ class _ThreadRouter:
         return getattr(self._pylu_original, name)
 
 
+def uncaptured(stream):
+    """The stream a command's capture stands in for (the program's own), else stream."""
+    return stream._pylu_original if isinstance(stream, _ThreadRouter) else stream
+
+
 class _Capture:
     """Per-thread capture of sys.stdout and sys.stderr."""
     _lock = threading.Lock()

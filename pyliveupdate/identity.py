@@ -25,6 +25,15 @@ import socket
 import sys
 
 
+def program_from_path(path):
+    """A program's name from the path it was started as: its file name, or for a package
+    run with `python -m` (or a worker multiprocessing spawned from one) the package."""
+    parts = path.rstrip("/").rsplit("/", 2)
+    if parts[-1] == "__main__.py" and len(parts) > 1 and parts[-2]:
+        return parts[-2]
+    return parts[-1]
+
+
 def _read(path):
     try:
         with open(path, "rb") as f:

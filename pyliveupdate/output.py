@@ -247,8 +247,9 @@ def _deliver(update_id, kind, text, streams):
         try:
             # The program's stderr even in a thread running a controller command (whose
             # sys.stderr is captured into the reply): the streams carry it to the controller
-            # already, so a capture would show the line there twice.
-            err = getattr(sys.stderr, "_pylu_original", sys.stderr)
+            # already, so a capture would show the line there twice. No stub, no capture.
+            command = sys.modules.get(__package__ + ".command")
+            err = command.uncaptured(sys.stderr) if command is not None else sys.stderr
             if err is not None:
                 err.write(text + "\n")
                 err.flush()

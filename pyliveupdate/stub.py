@@ -429,9 +429,7 @@ def _program_name():
     if name and name.endswith(".__main__"):   # python -m gunicorn: the package, not __main__.py
         return name[:-len(".__main__")]
     path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else "")
-    if os.path.basename(path) == "__main__.py":     # a spawned worker of `python -m uvicorn`
-        return os.path.basename(os.path.dirname(os.path.abspath(path))) or "python"
-    return os.path.basename(path) or "python"
+    return identity.program_from_path(os.path.abspath(path) if path else "") or "python"
 
 
 def _tls_context(tls):

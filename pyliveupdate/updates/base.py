@@ -250,9 +250,9 @@ class UpdateBase:
 
     def label(self):
         """A few words naming the update, e.g. 'FuncProfiler shop.views.**' (the controller
-        lists one per update: one command can make several)."""
-        fields = self.repr_fields()
-        return "%s %s" % (self.kind, fields[0][1]) if fields else str(self.kind)
+        lists one per update: one command can make several). Sent with every report:
+        keep it cheap."""
+        return str(self.kind)
 
     def note(self, text):
         """Record something the user should know about this update (shown once)."""

@@ -318,6 +318,9 @@ class Instrument(UpdateBase):
                  budget=None if self.budget is None else str(self.budget))
         return d
 
+    def label(self):
+        return "%s %s" % (self.kind, self.scope)
+
     def repr_fields(self):
         fields = [("scope", self.scope),
                   ("instrumented", "[%s]" % ", ".join(self.instrumented))]

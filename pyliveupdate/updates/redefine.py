@@ -378,6 +378,9 @@ class Redefine(UpdateBase):
                  predefined=list(getattr(self, "predefined", [])), wait=self.wait)
         return d
 
+    def label(self):
+        return "%s %s" % (self.kind, self.module)
+
     def repr_fields(self):
         return [("module", self.module), ("redefined", "[%s]" % ", ".join(self.redefined))]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pyliveupdate.identity import program_from_path
+
 
 @dataclass(frozen=True)
 class CodeInfo:
@@ -188,10 +190,7 @@ def program_name(argv) -> str:
     first = str(argv[0])
     if first in ("-c", "-m"):
         return "python " + first
-    parts = first.rstrip("/").rsplit("/", 2)
-    if parts[-1] == "__main__.py" and len(parts) > 1 and parts[-2]:
-        return parts[-2]         # python -m gunicorn: the package, as the controller names it
-    return parts[-1]
+    return program_from_path(first)     # python -m gunicorn: gunicorn, as procs() says
 
 
 @dataclass
