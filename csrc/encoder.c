@@ -322,31 +322,52 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
     }
     /* Locals only in the loop: the byte stores through p may alias anything, which would
      * make the compiler reload every field after each of them. */
-    uint32_t code = t->code;
+    uint32_t code = t->code, line = t->line;
     uint64_t ticks = t->ticks;
-    const struct pylu_rec *buf = span->buf;
-    const unsigned int mask = span->mask, tail = span->tail;
-    for (unsigned int i = span->head; i != tail; i++) {
-        const struct pylu_rec *rec = &buf[i & mask];
-        uint64_t rticks = rec->ticks, delta = rticks - ticks;
-        uint32_t kind_line = rec->kind_line;
-        ticks = rticks;
-        /* kind_line < LINE: a function event without a line. Within 2047 ticks of the
-         * thread's last event, it is a tag and one byte: most of a fib or loop trace. */
-        if (__builtin_expect(rec->code_id == code && kind_line < PYLU_EV_LINE &&
-                             delta < (1u << 11), 1)) {
-            uint16_t two = (uint16_t)(PYLU_TAG_EVENT | (kind_line << PYLU_TAG_KIND_SHIFT) |
-                                      (delta & 0xF) | ((delta >> PYLU_TAG_DELTA_BITS) << 8));
-            memcpy(p, &two, 2);   /* little-endian: the tag first */
-            p += 2;
-            continue;
+    const struct pylu_rec *runs[2][2];
+    pylu_span_runs(span, runs);
+    for (int run = 0; run < 2; run++) {
+        for (const struct pylu_rec *rec = runs[run][0]; rec != runs[run][1]; rec++) {
+            uint64_t rticks = rec->ticks, delta = rticks - ticks;
+            uint32_t kind_line = rec->kind_line;
+            ticks = rticks;
+            if (__builtin_expect(rec->code_id == code && delta < (1u << 11), 1)) {
+                /* kind_line < LINE: a function event without a line. Within 2047 ticks of
+                 * the thread's last event, it is a tag and one byte: most of a fib or
+                 * loop trace. */
+                if (kind_line < PYLU_EV_LINE) {
+                    uint16_t two = (uint16_t)(PYLU_TAG_EVENT |
+                                              (kind_line << PYLU_TAG_KIND_SHIFT) |
+                                              (delta & 0xF) |
+                                              ((delta >> PYLU_TAG_DELTA_BITS) << 8));
+                    memcpy(p, &two, 2);   /* little-endian: the tag first */
+                    p += 2;
+                    continue;
+                }
+                /* A line of the same code near the last one: put_event's short form in
+                 * three bytes (tag, line step, delta), inline: line timing's common case. */
+                uint32_t step = pylu_zigzag32((int32_t)((kind_line >> 4) - line));
+                if ((kind_line & 0xEu) == PYLU_EV_LINE && step < 0x80) {
+                    p[0] = (uint8_t)(PYLU_TAG_EVENT |
+                                     ((kind_line & 0xFu) << PYLU_TAG_KIND_SHIFT) |
+                                     (delta & 0xF));
+                    p[1] = (uint8_t)step;
+                    p[2] = (uint8_t)(delta >> PYLU_TAG_DELTA_BITS);
+                    p += 3;
+                    line = kind_line >> 4;
+                    continue;
+                }
+            }
+            t->code = code;
+            t->line = line;
+            p = put_event(p, rec, (int64_t)delta, t);
+            code = t->code;
+            line = t->line;
         }
-        t->code = code;
-        p = put_event(p, rec, (int64_t)delta, t);
-        code = t->code;
     }
     e->pack.len = (size_t)(p - e->pack.data);
     t->code = code;
+    t->line = line;
     t->ticks = ticks;
     return 0;
 }

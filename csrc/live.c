@@ -18,8 +18,19 @@
 /* ------------------------------------------------------------------ aggregates */
 
 typedef struct {
+    uint64_t hits, total;
+} line_agg;
+
+/* A function's lines are found by index from its first one: a close of a line slice is
+ * an add, not a hash lookup (line timing closes one per executed line). A function whose
+ * lines span more than LINE_SPAN_MAX keeps the others in the `lines` hash table. */
+#define LINE_SPAN_MAX 4096
+
+typedef struct {
     uint64_t hits, total, self;   /* ticks */
     uint32_t code;
+    uint32_t line_lo, line_n;     /* lines[i] is line line_lo + i */
+    line_agg *lines;
 } func_agg;
 
 /* Function aggregates never move (stack entries point at them): they live in chunks. */
@@ -44,16 +55,16 @@ typedef struct {
     size_t cap, used;     /* cap a power of two */
 } hash_table;
 
-typedef struct {
-    uint64_t hits, total;
-} line_agg;
-
 static pthread_mutex_t live_mutex = PTHREAD_MUTEX_INITIALIZER;
 static agg_chunk *chunks;                 /* newest first */
 static func_agg **dense;                  /* code -> aggregate, NULL until first seen */
 static size_t dense_cap;
 static hash_table sparse, lines;
 static func_agg zero_code_agg;            /* code 0: not a key of the hash table */
+/* Charged when no aggregate is: a thread's time outside traced frames, the calls of a code
+ * whose aggregate could not be allocated. Never reported; it spares the feeding loop a
+ * test per event. */
+static func_agg discarded;
 
 void pylu_live_lock(void) { pthread_mutex_lock(&live_mutex); }
 void pylu_live_unlock(void) { pthread_mutex_unlock(&live_mutex); }
@@ -157,12 +168,15 @@ func_get_slow(uint32_t code)
     return dense[code];
 }
 
-/* The aggregate of a code, created on first use; NULL when out of memory. */
+/* The aggregate of a code, created on first use; `discarded` when out of memory. */
 static inline func_agg *
 func_get(uint32_t code)
 {
     func_agg *a = code < dense_cap ? dense[code] : NULL;
-    return a != NULL ? a : func_get_slow(code);
+    if (__builtin_expect(a == NULL, 0)) {
+        a = func_get_slow(code);
+    }
+    return a != NULL ? a : &discarded;
 }
 
 /* ------------------------------------------------------------------ shadow stacks */
@@ -172,7 +186,7 @@ func_get(uint32_t code)
 #define OPEN_BUCKETS 64
 
 typedef struct {
-    func_agg *agg;        /* NULL when out of memory: not aggregated */
+    func_agg *agg;        /* `discarded` when out of memory */
     uint32_t code;
     uint32_t line;        /* open line slice, 0 = none */
     uint64_t start;
@@ -191,14 +205,48 @@ struct pylu_live_thread {
 };
 typedef struct pylu_live_thread live_stack;
 
+/* Cover `line` by a's line array, growing it: 1, or 0 when the span would be too wide
+ * (the line goes to the hash table), -1 out of memory (not counted: counting it in the
+ * table might later count the line in both places). */
+static int
+cover_line(func_agg *a, uint32_t line)
+{
+    uint32_t lo = a->line_n ? a->line_lo : line, hi = a->line_n ? a->line_lo + a->line_n : line;
+    lo = line < lo ? line : lo;
+    hi = line + 16 > hi ? line + 16 : hi;   /* room for the lines after it */
+    if (a == &discarded || hi - lo > LINE_SPAN_MAX) {
+        return 0;
+    }
+    line_agg *grown = calloc(hi - lo, sizeof *grown);
+    if (grown == NULL) {
+        return -1;
+    }
+    if (a->line_n) {
+        memcpy(grown + (a->line_lo - lo), a->lines, a->line_n * sizeof *grown);
+    }
+    free(a->lines);
+    a->lines = grown;
+    a->line_lo = lo;
+    a->line_n = hi - lo;
+    return 1;
+}
+
 static void
 close_line_slow(live_entry *e, uint64_t ticks)
 {
-    hash_slot *slot = hash_slot_of(&lines, ((uint64_t)e->code << 32) | e->line);
-    if (slot != NULL && slot->value == NULL) {
-        slot->value = calloc(1, sizeof(line_agg));
+    func_agg *f = e->agg;
+    line_agg *a = NULL;
+    int covered = cover_line(f, e->line);
+    if (covered > 0) {
+        a = &f->lines[e->line - f->line_lo];
     }
-    line_agg *a = slot ? slot->value : NULL;
+    else if (covered == 0) {
+        hash_slot *slot = hash_slot_of(&lines, ((uint64_t)e->code << 32) | e->line);
+        if (slot != NULL && slot->value == NULL) {
+            slot->value = calloc(1, sizeof(line_agg));
+        }
+        a = slot ? slot->value : NULL;
+    }
     if (a != NULL) {
         a->hits++;
         a->total += ticks - e->line_start;
@@ -210,7 +258,15 @@ static inline void
 close_line(live_entry *e, uint64_t ticks)
 {
     if (e->line != 0) {
-        close_line_slow(e, ticks);
+        uint32_t i = e->line - e->agg->line_lo;
+        if (__builtin_expect(i < e->agg->line_n, 1)) {
+            e->agg->lines[i].hits++;
+            e->agg->lines[i].total += ticks - e->line_start;
+            e->line = 0;
+        }
+        else {
+            close_line_slow(e, ticks);
+        }
     }
 }
 
@@ -253,21 +309,6 @@ unwind_to(live_stack *st, uint32_t depth, uint32_t code)
     return d;
 }
 
-static void
-line_event(live_stack *st, uint32_t kind, uint32_t code, uint32_t line, uint64_t ticks)
-{
-    uint32_t depth = st->depth;
-    if (depth == 0 || st->overflow > 0 || st->e[depth - 1].code != code) {
-        return;
-    }
-    live_entry *e = &st->e[depth - 1];
-    close_line(e, ticks);
-    if (kind == PYLU_EV_LINE) {
-        e->line = line;
-        e->line_start = ticks;
-    }
-}
-
 static live_stack *
 new_stack(void)
 {
@@ -282,6 +323,13 @@ new_stack(void)
     return st;
 }
 
+/* A leaf call's RETURN or UNWIND (no line): kind_line 3 or 5. */
+static inline int
+ends_call(uint32_t kind_line)
+{
+    return ((kind_line - PYLU_EV_RETURN) & ~2u) == 0;
+}
+
 void
 pylu_live_feed(pylu_live_thread **stp, const pylu_rec_span *span)
 {
@@ -289,100 +337,103 @@ pylu_live_feed(pylu_live_thread **stp, const pylu_rec_span *span)
     if (st == NULL && (st = *stp = new_stack()) == NULL) {
         return;
     }
-    const struct pylu_rec *buf = span->buf;
-    const unsigned int mask = span->mask, tail = span->tail;
-    uint64_t last = st->last;
+    /* Everything the loop touches per event lives in locals: the stores into aggregates
+     * and stack entries could alias any field, which would be reloaded after each. */
+    uint64_t last = st->last, overflow = st->overflow;
     uint32_t depth = st->depth, cap = st->cap;
     uint16_t *open = st->open;
     live_entry *es = st->e;
-    func_agg *top = depth > 0 ? es[depth - 1].agg : NULL;
+    func_agg *top = depth > 0 ? es[depth - 1].agg : &discarded;
     uint32_t seen_code = UINT32_MAX;   /* one-entry cache of func_get */
-    func_agg *seen_agg = NULL;
-    for (unsigned int i = span->head; i != tail; i++) {
-        const struct pylu_rec *rec = &buf[i & mask];
-        uint64_t ticks = rec->ticks;
-        uint32_t code = rec->code_id, kind = rec->kind_line & 0xFu;
-        if (top != NULL) {
+    func_agg *seen_agg = &discarded;
+    const struct pylu_rec *runs[2][2];
+    pylu_span_runs(span, runs);
+    for (int run = 0; run < 2; run++) {
+        const struct pylu_rec *rec = runs[run][0], *end = runs[run][1];
+        for (; rec != end; rec++) {
+            uint64_t ticks = rec->ticks;
+            uint32_t code = rec->code_id, kind = rec->kind_line & 0xFu;
             top->self += ticks - last;   /* the time since the thread's last event */
-        }
-        last = ticks;
-        /* Kinds in order: CALL, RESUME open; RETURN, YIELD, UNWIND close; LINE, LINE_MARK. */
-        if (kind == PYLU_EV_CALL && i + 1 != tail && st->overflow == 0) {
-            /* A leaf call: its RETURN (or UNWIND) is the next record. One update, no push
-             * and pop: a loop's hot function, half the calls of a recursion. */
-            const struct pylu_rec *next = &buf[(i + 1) & mask];
-            if (next->code_id == code &&
-                (next->kind_line == PYLU_EV_RETURN || next->kind_line == PYLU_EV_UNWIND)) {
-                uint64_t total = next->ticks - ticks;
+            last = ticks;
+            /* Kinds in order: CALL, RESUME open; RETURN, YIELD, UNWIND close; LINE,
+             * LINE_MARK. A leaf call (its RETURN or UNWIND the next record) is one update,
+             * no push and pop: a loop's hot function, half the calls of a recursion. At
+             * the end of a run it takes the general path, to the same result. */
+            if (kind == PYLU_EV_CALL && rec + 1 != end && rec[1].code_id == code &&
+                ends_call(rec[1].kind_line) && overflow == 0) {
+                uint64_t total = rec[1].ticks - ticks;
                 int outer = open[code & (OPEN_BUCKETS - 1)] == 0 ||
                             !has_activation(es, depth, code);
                 if (code != seen_code) {
                     seen_code = code;
                     seen_agg = func_get(code);
                 }
-                if (seen_agg != NULL) {
-                    seen_agg->hits++;
-                    seen_agg->self += total;
-                    seen_agg->total += outer ? total : 0;
-                }
-                last = next->ticks;
-                i++;
+                seen_agg->hits++;
+                seen_agg->self += total;
+                seen_agg->total += outer ? total : 0;
+                last = rec[1].ticks;
+                rec++;
                 continue;
             }
-        }
-        if (kind <= PYLU_EV_RESUME) {
-            if (__builtin_expect(depth == cap || st->overflow > 0, 0)) {
-                st->depth = depth;
-                if (st->overflow > 0 || grow_stack(st) < 0) {
-                    st->overflow++;
+            if (kind <= PYLU_EV_RESUME) {
+                if (__builtin_expect(depth == cap || overflow > 0, 0)) {
+                    st->depth = depth;
+                    if (overflow > 0 || grow_stack(st) < 0) {
+                        overflow++;
+                        continue;
+                    }
+                    es = st->e;
+                    cap = st->cap;
+                }
+                uint32_t outer = open[code & (OPEN_BUCKETS - 1)]++ == 0 ||
+                                 !has_activation(es, depth, code);
+                if (code != seen_code) {
+                    seen_code = code;
+                    seen_agg = func_get(code);
+                }
+                top = seen_agg;
+                live_entry *e = &es[depth++];
+                e->agg = top;
+                e->code = code;
+                e->line = 0;
+                e->start = ticks;
+                e->outer = outer;   /* line_start is set when a line opens */
+            }
+            else if (kind <= PYLU_EV_UNWIND) {
+                if (__builtin_expect(overflow > 0, 0)) {
+                    overflow--;
                     continue;
                 }
-                es = st->e;
-                cap = st->cap;
-            }
-            uint32_t outer = open[code & (OPEN_BUCKETS - 1)]++ == 0 ||
-                             !has_activation(es, depth, code);
-            if (code != seen_code) {
-                seen_code = code;
-                seen_agg = func_get(code);
-            }
-            top = seen_agg;
-            live_entry *e = &es[depth++];
-            e->agg = top;
-            e->code = code;
-            e->line = 0;
-            e->start = ticks;
-            e->outer = outer;   /* line_start is set when a line opens */
-        }
-        else if (kind <= PYLU_EV_UNWIND) {
-            if (__builtin_expect(st->overflow > 0, 0)) {
-                st->overflow--;
-                continue;
-            }
-            if (__builtin_expect(depth == 0 || es[depth - 1].code != code, 0)) {
-                uint32_t d = unwind_to(st, depth, code);
-                if (d == 0) {
-                    continue;
+                if (__builtin_expect(depth == 0 || es[depth - 1].code != code, 0)) {
+                    uint32_t d = unwind_to(st, depth, code);
+                    if (d == 0) {
+                        continue;
+                    }
+                    depth = d;
                 }
-                depth = d;
+                live_entry *e = &es[--depth];
+                open[code & (OPEN_BUCKETS - 1)]--;
+                close_line(e, ticks);
+                e->agg->hits++;
+                e->agg->total += e->outer ? ticks - e->start : 0;
+                top = depth > 0 ? es[depth - 1].agg : &discarded;
             }
-            live_entry *e = &es[--depth];
-            open[code & (OPEN_BUCKETS - 1)]--;
-            close_line(e, ticks);
-            func_agg *a = e->agg;
-            if (a != NULL) {
-                a->hits++;
-                a->total += e->outer ? ticks - e->start : 0;
+            else if (kind <= PYLU_EV_LINE_MARK) {
+                /* A line of the frame on top closes its open slice; LINE opens the next. */
+                if (overflow == 0 && depth > 0 && es[depth - 1].code == code) {
+                    live_entry *e = &es[depth - 1];
+                    close_line(e, ticks);
+                    if (kind == PYLU_EV_LINE) {
+                        e->line = rec->kind_line >> 4;
+                        e->line_start = ticks;
+                    }
+                }
             }
-            top = depth > 0 ? es[depth - 1].agg : NULL;
-        }
-        else if (kind <= PYLU_EV_LINE_MARK) {
-            st->depth = depth;
-            line_event(st, kind, code, rec->kind_line >> 4, ticks);
         }
     }
     st->depth = depth;
     st->last = last;
+    st->overflow = overflow;
 }
 
 void
@@ -402,13 +453,30 @@ typedef struct {
 } agg_copy;
 
 static size_t
-count_aggs(void)
+count_aggs(size_t *line_slots)
 {
     size_t n = 0;
+    *line_slots = zero_code_agg.line_n + lines.used;
     for (agg_chunk *c = chunks; c != NULL; c = c->next) {
         n += c->used;
+        for (size_t i = 0; i < c->used; i++) {
+            *line_slots += c->aggs[i].line_n;
+        }
     }
     return n + 1;
+}
+
+/* Copy a function's line aggregates that have hits; returns the new count. */
+static size_t
+copy_lines(const func_agg *a, agg_copy *l, size_t nl)
+{
+    for (uint32_t i = 0; i < a->line_n; i++) {
+        if (a->lines[i].hits) {
+            l[nl++] = (agg_copy){((uint64_t)a->code << 32) | (a->line_lo + i), a->lines[i].hits,
+                                 a->lines[i].total, 0};
+        }
+    }
+    return nl;
 }
 
 /* Copy under the lock, report after it: the callbacks build Python objects, which may run
@@ -418,19 +486,21 @@ pylu_live_snapshot(void *ctx, pylu_live_func_fn on_func, pylu_live_line_fn on_li
 {
     double ns_per_tick = 1e9 / pylu_clock_ticks_per_sec();
     pthread_mutex_lock(&live_mutex);
-    size_t nf = 0, nl = 0;
-    agg_copy *f = malloc(count_aggs() * sizeof *f);
-    agg_copy *l = malloc((lines.used + 1) * sizeof *l);
+    size_t nf = 0, nl = 0, line_slots;
+    agg_copy *f = malloc(count_aggs(&line_slots) * sizeof *f);
+    agg_copy *l = malloc((line_slots + 1) * sizeof *l);
     if (f != NULL && l != NULL) {
         if (zero_code_agg.hits) {
             f[nf++] = (agg_copy){0, zero_code_agg.hits, zero_code_agg.total, zero_code_agg.self};
         }
+        nl = copy_lines(&zero_code_agg, l, nl);
         for (agg_chunk *c = chunks; c != NULL; c = c->next) {
             for (size_t i = 0; i < c->used; i++) {
                 const func_agg *a = &c->aggs[i];
                 if (a->hits) {
                     f[nf++] = (agg_copy){a->code, a->hits, a->total, a->self};
                 }
+                nl = copy_lines(a, l, nl);
             }
         }
         for (size_t i = 0; i < lines.cap; i++) {
@@ -469,19 +539,28 @@ code_listed(uint32_t code, const uint32_t *codes, size_t n)
     return 0;
 }
 
+static void
+reset_agg(func_agg *a)
+{
+    a->hits = a->total = a->self = 0;
+    if (a->line_n) {
+        memset(a->lines, 0, a->line_n * sizeof *a->lines);
+    }
+}
+
 int
 pylu_live_reset(const uint32_t *codes, size_t n)
 {
     pthread_mutex_lock(&live_mutex);
     /* Aggregates are kept (stack entries point at them), only zeroed. */
     if (code_listed(0, codes, n)) {
-        zero_code_agg.hits = zero_code_agg.total = zero_code_agg.self = 0;
+        reset_agg(&zero_code_agg);
     }
     for (agg_chunk *c = chunks; c != NULL; c = c->next) {
         for (size_t i = 0; i < c->used; i++) {
             func_agg *a = &c->aggs[i];
             if (code_listed(a->code, codes, n)) {
-                a->hits = a->total = a->self = 0;
+                reset_agg(a);
             }
         }
     }

@@ -161,6 +161,20 @@ void pylu_ring_release(struct pylu_ring *r, const pylu_rec_span *span);
  * writing, or the segment is small). */
 size_t pylu_ring_trim(struct pylu_ring *r);
 
+/* The span's records as contiguous runs of buf (two when it wraps past the buffer's
+ * end): runs[k][0] up to runs[k][1], the second run empty when it does not wrap. Loops
+ * over records walk pointers, not masked indices. */
+static inline void
+pylu_span_runs(const pylu_rec_span *span, const struct pylu_rec *runs[2][2])
+{
+    unsigned int n = span->tail - span->head, at = span->head & span->mask;
+    unsigned int first = span->mask + 1 - at < n ? span->mask + 1 - at : n;
+    runs[0][0] = span->buf + at;
+    runs[0][1] = span->buf + at + first;
+    runs[1][0] = span->buf;
+    runs[1][1] = span->buf + (n - first);
+}
+
 /* Slots of the segment a span came from (its capacity). */
 static inline unsigned int
 pylu_span_capacity(const pylu_rec_span *span)
