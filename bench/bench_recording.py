@@ -379,7 +379,7 @@ def _capture(directory, run, code, request, units):
     """A real trace as raw ring records (16 bytes each) for tests/c/flusher_bench."""
     stats, path = _record_trace(directory, run, code, request, units)
     r = _reader.LogReader(path)
-    tps = r.header["ticks_per_sec"]
+    tps = stats["clock_ticks_per_sec"]   # the clock's ticks, as the ring holds them
     raw = bytearray()
     for events, _ in r.chunks():
         for ts, c, line, _thread, kind, _ in struct.iter_unpack("<qIIIHH", events):

@@ -233,7 +233,7 @@ parse_frame(pylu_decoder *d, const uint8_t *p, const uint8_t *end)
     uint64_t cur_thread = 0;
     while (p < end) {
         uint8_t tag = *p++;
-        if (tag & PYLU_TAG_EVENT) {
+        if (pylu_is_event_tag(d->file.version, tag)) {
             uint32_t kind, line;
             if (cur == NULL ||
                 pylu_decode_event(d->file.version, tag, &p, end, &cur->dec, &kind, &line) < 0) {

@@ -76,14 +76,17 @@ pylu_encoder_write_header(pylu_encoder *e, const pylu_log_header *h)
 {
     size_t argv_len = h->argv_len > PYLU_HEADER_MAX_ARGV ? PYLU_HEADER_MAX_ARGV : h->argv_len;
     uint8_t hdr[PYLU_HEADER_FIXED + PYLU_HEADER_MAX_ARGV];
+    /* Everything in the log counts log ticks: the header says how long one is. */
+    e->tick_shift = pylu_log_tick_shift(h->ticks_per_sec);
+    double log_tps = h->ticks_per_sec / (double)(1u << e->tick_shift);
     uint64_t tps_bits;
-    memcpy(&tps_bits, &h->ticks_per_sec, sizeof tps_bits);
+    memcpy(&tps_bits, &log_tps, sizeof tps_bits);
     memcpy(hdr, PYLU_LOG_MAGIC, PYLU_LOG_MAGIC_LEN);
     put_le(hdr + PYLU_HDR_VERSION, PYLU_LOG_VERSION, 2);
     put_le(hdr + PYLU_HDR_SIZE, PYLU_HEADER_FIXED + argv_len, 2);
     put_le(hdr + PYLU_HDR_PID, h->pid, 4);
     put_le(hdr + PYLU_HDR_START_UNIX_NS, h->start_unix_ns, 8);
-    put_le(hdr + PYLU_HDR_START_TICKS, h->start_ticks, 8);
+    put_le(hdr + PYLU_HDR_START_TICKS, h->start_ticks >> e->tick_shift, 8);
     put_le(hdr + PYLU_HDR_TICKS_PER_SEC, tps_bits, 8);
     put_le(hdr + PYLU_HDR_CLOCK, h->clock, 4);
     put_le(hdr + PYLU_HDR_ARGV_LEN, argv_len, 4);
@@ -104,7 +107,7 @@ pylu_encoder_frame_open(pylu_encoder *e, uint64_t ticks, uint64_t ns)
     if (e->frame_open) {
         return 0;
     }
-    uint64_t v[2] = {ticks, ns};
+    uint64_t v[2] = {ticks >> e->tick_shift, ns};
     if (pylu_buf_put_byte(&e->pack, PYLU_TAG_CALIB) < 0 ||
         pylu_buf_put_varints(&e->pack, 2, v) < 0) {
         return fail(e, PYLU_ENC_NOMEM, "out of memory", 0);
@@ -221,7 +224,7 @@ int
 pylu_encoder_text(pylu_encoder *e, uint32_t thread, uint64_t ticks, int kind, const char *text,
                   size_t len)
 {
-    uint64_t v[3] = {thread, ticks, (uint64_t)kind};
+    uint64_t v[3] = {thread, ticks >> e->tick_shift, (uint64_t)kind};
     if (pylu_buf_put_byte(&e->pack, PYLU_TAG_TEXT) < 0 ||
         pylu_buf_put_varints(&e->pack, 3, v) < 0 ||
         pylu_buf_put_str(&e->pack, text, len) < 0) {
@@ -324,17 +327,24 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
      * make the compiler reload every field after each of them. */
     uint32_t code = t->code, line = t->line;
     uint64_t ticks = t->ticks;
+    const unsigned shift = e->tick_shift;
     const struct pylu_rec *runs[2][2];
     pylu_span_runs(span, runs);
     for (int run = 0; run < 2; run++) {
         for (const struct pylu_rec *rec = runs[run][0]; rec != runs[run][1]; rec++) {
-            uint64_t rticks = rec->ticks, delta = rticks - ticks;
+            uint64_t rticks = rec->ticks >> shift, delta = rticks - ticks;
             uint32_t kind_line = rec->kind_line;
             ticks = rticks;
             if (__builtin_expect(rec->code_id == code && delta < (1u << 11), 1)) {
-                /* kind_line < LINE: a function event without a line. Within 2047 ticks of
-                 * the thread's last event, it is a tag and one byte: most of a fib or
-                 * loop trace. */
+                /* A CALL or RETURN (kind_line 1 or 3: no line) soon after the thread's
+                 * last event: one byte, most of a fib or loop trace. */
+                if (delta < PYLU_TINY_SPAN && (kind_line | 2u) == PYLU_EV_RETURN) {
+                    *p++ = (uint8_t)(PYLU_TAG_TINY + (kind_line & 2u) * (PYLU_TINY_SPAN / 2) +
+                                     delta);
+                    continue;
+                }
+                /* kind_line < LINE: any other function event without a line, a tag and
+                 * one byte within 2047 ticks. */
                 if (kind_line < PYLU_EV_LINE) {
                     uint16_t two = (uint16_t)(PYLU_TAG_EVENT |
                                               (kind_line << PYLU_TAG_KIND_SHIFT) |

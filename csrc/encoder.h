@@ -55,6 +55,7 @@ typedef struct {
     uint32_t frame_no;       /* frames begun, the open one included */
     uint32_t selected;       /* thread of the last THREAD_SELECT in the open frame */
     uint64_t frames;         /* frames written */
+    unsigned tick_shift;     /* log tick = 2^tick_shift clock ticks (set by the header) */
     const char *err_what;
     int err_errno;
 } pylu_encoder;

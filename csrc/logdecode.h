@@ -1,5 +1,5 @@
-/* logdecode.h — decoding the log format's integers and events (logformat.h), both
- * versions. Header-only: the reader's inner loop inlines it. No Python.h. */
+/* logdecode.h — decoding the log format's integers and events (logformat.h), every
+ * version. Header-only: the reader's inner loop inlines it. No Python.h. */
 #ifndef PYLU_LOGDECODE_H
 #define PYLU_LOGDECODE_H
 
@@ -68,12 +68,26 @@ static inline int32_t pylu_unzigzag32(uint64_t v) { return (int32_t)((uint32_t)(
         }                                                                      \
     } while (0)
 
+/* Whether a record's tag is an event's in this format version. */
+static inline int
+pylu_is_event_tag(int version, uint8_t tag)
+{
+    return (tag & PYLU_TAG_EVENT) || (version >= 3 && tag >= PYLU_TAG_TINY);
+}
+
 /* Decode the event whose tag was just read (p after it) into *kind and *line, updating
  * the thread's state. Returns 0, or -1 when the event is malformed or cut off. */
 static inline int
 pylu_decode_event(int version, uint8_t tag, const uint8_t **pp, const uint8_t *end,
                   pylu_dec_thread *t, uint32_t *kind, uint32_t *line)
 {
+    if (!(tag & PYLU_TAG_EVENT)) {   /* v3 tiny form (the caller checked the tag) */
+        uint32_t d = (uint32_t)tag - PYLU_TAG_TINY, ret = d >= PYLU_TINY_SPAN;
+        *kind = ret ? PYLU_EV_RETURN : PYLU_EV_CALL;
+        *line = 0;
+        t->ticks += d - (ret ? PYLU_TINY_SPAN : 0);
+        return 0;
+    }
     const uint8_t *p = *pp;
     int roomy = end - p >= PYLU_EVENT_FIELDS_MAX;
     uint64_t v, delta;

@@ -1,4 +1,4 @@
-/* logformat.h — the pyliveupdate log (.pylog) format, version 2. The one place it is defined.
+/* logformat.h — the pyliveupdate log (.pylog) format, version 3. The one place it is defined.
  *
  * A log is a fixed header followed by independent zstd frames (checksummed). Each frame
  * decompresses to a byte stream of records. A frame never depends on an earlier frame's
@@ -42,13 +42,17 @@
  *                      is negative (d and the varint hold its magnitude)
  *     then [code delta if C] [line if L] varint (|delta| >> 4)
  *   The writer uses the long form when the code changes, when a function event carries a
- *   line, or when time steps back; a fib or loop trace is two bytes an event before zstd.
+ *   line, or when time steps back.
+ *   Tiny form (version 3), one byte 0x20..0x7F: a CALL (0x20 + d) or RETURN (0x50 + d) of
+ *   the thread's code, line 0, d = the whole tick delta (0..47). Most events of a fib or
+ *   loop trace: zstd's time goes with the bytes it is given, about one an event here.
  *   The event belongs to the current thread (last THREAD_SELECT in this frame).
  *
  *   Version 1 (still read): tag 1 kkk L C 0 0, then [zigzag varint code delta if C]
  *   [varint line if L] zigzag varint tick delta.
+ *   Version 2 (still read): as version 3 without the tiny form; ticks are clock ticks.
  *
- *   Other records (tag bit 7 clear):
+ *   Other records (tag 0x01..0x1F; 0x09..0x1F are unused):
  *   THREAD_SELECT 0x01  varint thread          following events belong to this thread
  *   CODE          0x02  varint code_id, varint firstlineno, str qualname, str filename,
  *                       str module
@@ -58,6 +62,11 @@
  *   CALIB         0x06  varint ticks, varint ns since the header's start_ticks
  *   END           0x07  (no payload) the writer closed the log; nothing follows
  *   SEGMENT_END   0x08  (no payload) the log continues in the next segment file
+ *
+ * Ticks (version 3): a log tick is 2^s clock ticks, s = pylu_log_tick_shift(the clock's
+ * rate), the coarsest power of two that is at most 8 ns. The header's start_ticks and
+ * ticks_per_sec, CALIB and TEXT ticks and event deltas are all in log ticks, so a reader
+ * needs nothing but the header. Live aggregates (recorder_live) keep the clock's ticks.
  *
  * Time: ns = calib_ns + (ticks - calib_ticks) * rate, with the latest CALIB point and
  * rate = (latest - first CALIB) ns per tick once two points exist (else 1e9/ticks_per_sec).
@@ -72,7 +81,7 @@
 
 #define PYLU_LOG_MAGIC "\x89PYLULG\n"
 #define PYLU_LOG_MAGIC_LEN 8
-#define PYLU_LOG_VERSION 2          /* what the writer writes */
+#define PYLU_LOG_VERSION 3          /* what the writer writes */
 #define PYLU_LOG_VERSION_OLDEST 1   /* the oldest the reader reads */
 #define PYLU_HEADER_FIXED 56
 #define PYLU_HEADER_FIXED_V1 48
@@ -81,6 +90,9 @@
 #define PYLU_TAG_EVENT 0x80
 #define PYLU_TAG_KIND_SHIFT 4
 #define PYLU_TAG_DELTA_BITS 4       /* v2: low bits of the tick delta in the tag */
+#define PYLU_TAG_TINY 0x20          /* v3: tags 0x20..0x7F are one-byte events */
+#define PYLU_TINY_SPAN 48           /* deltas 0..47: CALL at 0x20 + d, RETURN at 0x50 + d */
+#define PYLU_LOG_TICK_NS 8.0        /* a log tick is at most this long (v3) */
 #define PYLU_EXT_CODE 0x08          /* v2 long form's second byte */
 #define PYLU_EXT_LINE 0x04
 #define PYLU_EXT_NEGATIVE 0x02
@@ -97,6 +109,17 @@ enum {
     PYLU_TAG_END = 0x07,
     PYLU_TAG_SEGMENT_END = 0x08,
 };
+
+/* Log ticks per clock tick as a shift: the largest s with 2^s clock ticks <= 8 ns. */
+static inline unsigned
+pylu_log_tick_shift(double ticks_per_sec)
+{
+    unsigned s = 0;
+    while (s < 20 && ticks_per_sec * (PYLU_LOG_TICK_NS * 1e-9) >= (double)(2u << s)) {
+        s++;
+    }
+    return s;
+}
 
 /* Header byte offsets. */
 enum {

@@ -48,7 +48,8 @@ pylu_record_text(int kind, const char *text, size_t len)
     if (session == 0 || (pylu_tls.session != session && pylu_ring_enter_slow() == NULL)) {
         return -1;
     }
-    uint64_t v[3] = {pylu_tls.ring->thread, pylu_clock_ticks(), (uint64_t)kind};
+    uint64_t ticks = pylu_clock_ticks() >> pylu_log_tick_shift(pylu_clock_ticks_per_sec());
+    uint64_t v[3] = {pylu_tls.ring->thread, ticks, (uint64_t)kind};
     pthread_mutex_lock(&meta_mutex);
     size_t mark = texts_pending.len;
     int rc = pylu_buf_put_byte(&texts_pending, PYLU_TAG_TEXT);

@@ -238,7 +238,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     pylu_flusher_stats(&st);
     return Py_BuildValue(
         "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,"
-        "s:K,s:K,s:O}",
+        "s:K,s:K,s:d,s:N}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -262,6 +262,7 @@ recorder_stats(PyObject *module, PyObject *unused)
         "budget_bytes", (unsigned long long)st.budget_bytes,
         "deleted_segments", (unsigned long long)st.deleted_segments,
         "deleted_bytes", (unsigned long long)st.deleted_bytes,
+        "clock_ticks_per_sec", pylu_clock_ticks_per_sec(),
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 

@@ -110,10 +110,12 @@ same_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_
     return 0;
 }
 
-/* Version 2 events: the short form's tag, the long form's tag and its second byte. */
+/* Events: the short form's tag, the long form's tag and its second byte, the tiny form. */
 #define SHORT(kind, d) (uint8_t)(PYLU_TAG_EVENT | ((kind) << PYLU_TAG_KIND_SHIFT) | (d))
 #define LONG(d) (uint8_t)(PYLU_TAG_EVENT | (d))
 #define EXT(kind) (uint8_t)((kind) << PYLU_TAG_KIND_SHIFT)
+#define TINY_CALL(d) (uint8_t)(PYLU_TAG_TINY + (d))
+#define TINY_RETURN(d) (uint8_t)(PYLU_TAG_TINY + PYLU_TINY_SPAN + (d))
 
 /* ------------------------------------------------------------------ tests */
 
@@ -125,8 +127,9 @@ test_frames_hold_exactly_the_format(void)
     char err[256];
     CHECK(pylu_encoder_init(&e, &m.base, 1, err, sizeof err) == 0, "init: %s", err);
 
+    /* A clock of 100 MHz: a log tick is a clock tick (10 ns is more than 8). */
     pylu_log_header h = {.pid = 4242, .start_unix_ns = 1, .start_ticks = 1000,
-                         .ticks_per_sec = 1e9, .clock = 2, .argv = "a\0bc", .argv_len = 5};
+                         .ticks_per_sec = 1e8, .clock = 2, .argv = "a\0bc", .argv_len = 5};
     CHECK(pylu_encoder_write_header(&e, &h) == 0, "header");
     CHECK(m.data.len == PYLU_HEADER_FIXED + 5, "header size %zu", m.data.len);
     CHECK(memcmp(m.data.data, PYLU_LOG_MAGIC, PYLU_LOG_MAGIC_LEN) == 0, "magic");
@@ -171,11 +174,14 @@ test_frames_hold_exactly_the_format(void)
     CHECK(same_bytes(raw, raw_len, want1, sizeof want1, "frame 1"), "frame 1 bytes");
 
     /* Frame 2: deltas start again from 0; the thread is selected again. A mark moves the
-     * line back, a function event with a line takes the long form, a long gap two bytes. */
-    struct pylu_rec more[4] = {rec(1030, 7, PYLU_EV_RETURN, 0), rec(6030, 7, PYLU_EV_LINE_MARK, 298),
-                               rec(6040, 7, PYLU_EV_CALL, 12), rec(6041, 7, PYLU_EV_LINE, 11)};
+     * line back, a function event with a line takes the long form, a long gap two bytes;
+     * a CALL or RETURN of the same code within 47 ticks is one byte. */
+    struct pylu_rec more[8] = {rec(1030, 7, PYLU_EV_RETURN, 0), rec(6030, 7, PYLU_EV_LINE_MARK, 298),
+                               rec(6040, 7, PYLU_EV_CALL, 12), rec(6041, 7, PYLU_EV_LINE, 11),
+                               rec(6050, 7, PYLU_EV_CALL, 0), rec(6097, 7, PYLU_EV_RETURN, 0),
+                               rec(6145, 7, PYLU_EV_CALL, 0), rec(6145, 7, PYLU_EV_YIELD, 0)};
     CHECK(pylu_encoder_frame_open(&e, 1028, 28) == 0, "open 2");
-    pylu_rec_span s2 = span_of(more, 3, 0, 4);
+    pylu_rec_span s2 = span_of(more, 7, 0, 8);
     CHECK(pylu_encoder_events(&e, &t0, 0, &s2) == 0, "events 2");
     CHECK(pylu_encoder_end_record(&e) == 0, "end record");
     CHECK(pylu_encoder_frame_end(&e) == 0, "end 2");
@@ -186,6 +192,9 @@ test_frames_hold_exactly_the_format(void)
         SHORT(7, 0x8), 0xD4, 0x04, 0xB8, 0x02,              /* line +298, ticks +5000 */
         LONG(0xA), EXT(1) | PYLU_EXT_LINE, 12, 0x00,
         SHORT(6, 0x1), 0x01, 0x00,                          /* line -1 */
+        TINY_CALL(9), TINY_RETURN(47),
+        SHORT(1, 0x0), 0x03,                                /* ticks +48: not tiny */
+        SHORT(4, 0x0), 0x00,                                /* only CALL and RETURN are */
         PYLU_TAG_END,
     };
     size_t c2 = frame_at(&m, header_len + c1, raw, sizeof raw, &raw_len);
@@ -193,6 +202,44 @@ test_frames_hold_exactly_the_format(void)
     CHECK(same_bytes(raw, raw_len, want2, sizeof want2, "frame 2"), "frame 2 bytes");
     CHECK(m.base.bytes == m.data.len, "bytes counted");
 
+    pylu_encoder_free(&e);
+    memory_close(&m.base);
+}
+
+/* A 1 GHz clock: the log counts 8 ns ticks everywhere a tick is written, and its header
+ * says so (rate and start in log ticks). */
+static void
+test_log_ticks_are_said_by_the_header(void)
+{
+    struct memory_sink m = {.base = {&memory_ops, 0}};
+    pylu_encoder e;
+    char err[256];
+    CHECK(pylu_encoder_init(&e, &m.base, 1, err, sizeof err) == 0, "init: %s", err);
+    pylu_log_header h = {.pid = 1, .start_ticks = 8000, .ticks_per_sec = 1e9, .clock = 2};
+    CHECK(pylu_encoder_write_header(&e, &h) == 0, "header");
+    double tps;
+    memcpy(&tps, m.data.data + PYLU_HDR_TICKS_PER_SEC, sizeof tps);
+    CHECK(tps == 1.25e8 && m.data.data[PYLU_HDR_START_TICKS] == 1000 % 256 &&
+          m.data.data[PYLU_HDR_START_TICKS + 1] == 1000 / 256, "rate %g", tps);
+    size_t header_len = m.data.len;
+    struct pylu_rec two[2] = {rec(8100, 3, PYLU_EV_CALL, 0), rec(8107, 3, PYLU_EV_RETURN, 0)};
+    pylu_enc_thread t = {0};
+    pylu_rec_span s = span_of(two, 1, 0, 2);
+    CHECK(pylu_encoder_frame_open(&e, 8040, 40) == 0, "open");
+    CHECK(pylu_encoder_events(&e, &t, 0, &s) == 0, "events");
+    CHECK(pylu_encoder_text(&e, 0, 8200, PYLU_TEXT_ENGINE, "x", 1) == 0, "text");
+    CHECK(pylu_encoder_frame_end(&e) == 0, "end");
+    const uint8_t want[] = {
+        PYLU_TAG_CALIB, 0xED, 0x07, 40,                     /* 8040 / 8 = 1005 */
+        PYLU_TAG_THREAD_SELECT, 0x00,
+        LONG(0x4), EXT(1) | PYLU_EXT_CODE, 6, 0x3F,         /* 8100 / 8 = 1012 */
+        TINY_RETURN(1),                                     /* 8107 / 8 = 1013 */
+        PYLU_TAG_TEXT, 0x00, 0x81, 0x08, PYLU_TEXT_ENGINE, 1, 'x',   /* 1025 */
+    };
+    uint8_t raw[256];
+    size_t raw_len = 0;
+    CHECK(frame_at(&m, header_len, raw, sizeof raw, &raw_len) > 0, "decompresses");
+    CHECK(same_bytes(raw, raw_len, want, sizeof want, "log ticks"), "log ticks bytes");
     pylu_encoder_free(&e);
     memory_close(&m.base);
 }
@@ -250,10 +297,11 @@ test_null_sink_counts_bytes(void)
     pylu_sink_close(null);
 }
 
-/* Random records (any kind, codes and lines jumping, time stepping back now and then)
- * come back exactly through logdecode.h, the reader's decoder. */
+/* Random records (any kind, codes and lines jumping, time stepping back now and then,
+ * gaps short and long) come back exactly through logdecode.h, the reader's decoder, in
+ * log ticks: the clock's ticks shifted as the header says. */
 static void
-test_round_trip_through_the_decoder(void)
+test_round_trip_through_the_decoder(double ticks_per_sec, unsigned shift)
 {
     enum { N = 20000 };
     static struct pylu_rec recs[N];
@@ -264,13 +312,20 @@ test_round_trip_through_the_decoder(void)
         pylu_event_kind kind = (pylu_event_kind)(1 + r % 7);
         uint32_t code = (r >> 3) % 8 == 0 ? (r >> 6) : 5;
         uint32_t line = (r >> 9) % 3 == 0 ? 0 : (r >> 11) % 5 == 0 ? PYLU_REC_LINE_MAX : (r >> 13) % 400;
-        ticks += (r >> 20) % 31 == 0 ? (uint64_t)-(int64_t)((r >> 14) % 50) : (r >> 14) % 100000;
+        ticks += (r >> 20) % 31 == 0   ? (uint64_t)-(int64_t)((r >> 14) % 50)
+                 : (r >> 25) % 2 == 0 ? (r >> 14) % (60u << shift)
+                                      : (r >> 14) % 100000;
         recs[i] = rec(ticks, code, kind, line);
     }
     struct memory_sink m = {.base = {&memory_ops, 0}};
     pylu_encoder e;
     char err[256];
     CHECK(pylu_encoder_init(&e, &m.base, 1, err, sizeof err) == 0, "init: %s", err);
+    pylu_log_header h = {.pid = 1, .start_ticks = 1u << 20, .ticks_per_sec = ticks_per_sec,
+                         .clock = 1};
+    CHECK(pylu_encoder_write_header(&e, &h) == 0 && e.tick_shift == shift, "shift %u",
+          e.tick_shift);
+    size_t header_len = m.data.len;
     pylu_enc_thread t = {0};
     pylu_encoder_frame_open(&e, 0, 0);
     for (unsigned int at = 0; at < N; at += 4096) {   /* spans as drains hand them over */
@@ -280,14 +335,15 @@ test_round_trip_through_the_decoder(void)
     CHECK(pylu_encoder_frame_end(&e) == 0, "end");
     static uint8_t raw[N * 24];
     size_t raw_len = 0;
-    CHECK(frame_at(&m, 0, raw, sizeof raw, &raw_len) > 0, "decompresses");
+    CHECK(frame_at(&m, header_len, raw, sizeof raw, &raw_len) > 0, "decompresses");
     const uint8_t *p = raw, *end = raw + raw_len;
     pylu_dec_thread dt = {0, 0, 0};
     uint64_t v = 0;
-    int i = 0, bad = 0;
+    int i = 0, bad = 0, tiny = 0;
     while (p < end && !bad) {
         uint8_t tag = *p++;
-        if (tag & PYLU_TAG_EVENT) {
+        if (pylu_is_event_tag(PYLU_LOG_VERSION, tag)) {
+            tiny += !(tag & PYLU_TAG_EVENT);
             uint32_t kind, line;
             if (pylu_decode_event(PYLU_LOG_VERSION, tag, &p, end, &dt, &kind, &line) < 0 ||
                 i >= N) {
@@ -295,7 +351,7 @@ test_round_trip_through_the_decoder(void)
                 break;
             }
             const struct pylu_rec *want = &recs[i++];
-            if (dt.ticks != want->ticks || dt.code != want->code_id ||
+            if (dt.ticks != want->ticks >> shift || dt.code != want->code_id ||
                 kind != (want->kind_line & 0xF) || line != want->kind_line >> 4) {
                 fprintf(stderr, "event %d: got (%llu, %u, %u, %u)\n", i - 1,
                         (unsigned long long)dt.ticks, dt.code, kind, line);
@@ -313,6 +369,7 @@ test_round_trip_through_the_decoder(void)
         }
     }
     CHECK(!bad && i == N, "round trip: %d of %d events, bad=%d", i, N, bad);
+    CHECK(tiny > N / 50, "tiny events: %d", tiny);
     pylu_encoder_free(&e);
     memory_close(&m.base);
 }
@@ -323,7 +380,10 @@ main(void)
     test_frames_hold_exactly_the_format();
     test_sink_failures_are_reported();
     test_null_sink_counts_bytes();
-    test_round_trip_through_the_decoder();
+    test_round_trip_through_the_decoder(1e8, 0);
+    test_round_trip_through_the_decoder(1e9, 3);       /* CLOCK_MONOTONIC: 8 ns log ticks */
+    test_round_trip_through_the_decoder(2.6e9, 4);     /* a 2.6 GHz TSC: 16 ticks, 6.2 ns */
+    test_log_ticks_are_said_by_the_header();
     if (failures) {
         fprintf(stderr, "encoder test: %d failure(s)\n", failures);
         return 1;

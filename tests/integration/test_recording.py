@@ -33,8 +33,10 @@ def test_events_come_back_in_order_with_their_metadata(tmp_path, clock):
     assert stats["events"] == 10 and stats["dropped"] == 0 and stats["error"] is None
     log = Log(path)
     assert log.error is None and log.complete
-    assert log.header["pid"] > 0 and log.header["version"] == _engine.LOG_FORMAT_VERSION == 2
+    assert log.header["pid"] > 0 and log.header["version"] == _engine.LOG_FORMAT_VERSION == 3
     assert log.header["clock"] == stats["clock"]
+    # the log counts ticks of at most 8 ns (a power of two of the clock's), at least 4 ns
+    assert 1e9 / 8 <= log.header["ticks_per_sec"] < 1e9 / 4
     got = [(e[1], e[4], e[5]) for e in log.events]
     assert got == [(1, 7, 0), (6, 7, 41), (6, 7, 42), (7, 7, 43), (4, 7, 0), (2, 7, 0),
                    (5, 7, 0), (1, 300000, 0), (3, 300000, 0), (6, 7, 0x0FFFFFFF)]

@@ -208,14 +208,17 @@ def test_kinds_are_one_definition_exported_by_both_modules():
         _engine.recorder_text(_reader.TEXT_ENGINE + 1, "x")
 
 
-def test_logs_of_format_version_1_are_still_read():
-    """A log written by the version-1 writer (kept in tests/unit/data) reads back exactly
-    as it did then: event tuples, code, thread, text and drop records, the header."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_logs_of_older_format_versions_are_still_read(version):
+    """Logs written by the version-1 and version-2 writers (kept in tests/unit/data) read
+    back exactly as they did then: event tuples, code, thread, text and drop records, the
+    header (version 2's ticks were clock ticks, version 3's are log ticks)."""
     import json
     data = os.path.join(os.path.dirname(__file__), "data")
-    want = json.load(open(os.path.join(data, "format_v1.json")))
-    r = _reader.LogReader(os.path.join(data, "format_v1.pylog"))
-    assert r.header["version"] == 1 and r.header["pid"] == want["header"]["pid"]
+    want = json.load(open(os.path.join(data, "format_v%d.json" % version)))
+    r = _reader.LogReader(os.path.join(data, "format_v%d.pylog" % version))
+    assert r.header["version"] == version and r.header["pid"] == want["header"]["pid"]
+    assert r.header["ticks_per_sec"] == want["header"]["ticks_per_sec"]
     assert [list(item) for item in r] == want["items"]
     assert r.complete and r.error is None
     assert any(item[0] == "event" and item[5] == 0x0FFFFFFF for item in want["items"])
