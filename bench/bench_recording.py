@@ -221,10 +221,13 @@ def _traces():
              engine.Request(func_timing=True, timing_lines=lines))]
 
 
-def _record_trace(directory, run, code, request, units, **options):
-    """Run `units` of a workload under the engine with the recorder on; its stats and log."""
+def _record_trace(directory, run, code, request, units, live=False, **options):
+    """Run `units` of a workload under the engine with the recorder on; its stats and log.
+    live: the live aggregates asked for first (as after FP.top()), so they are fed too."""
     from pyliveupdate import engine
     path = _engine.recorder_start(directory, **options)
+    if live:
+        _engine.recorder_live()
     engine.arm(1, code, request, module="bench", source="monitoring")
     try:
         for _ in range(units):
@@ -237,16 +240,28 @@ def _record_trace(directory, run, code, request, units, **options):
     return stats, path
 
 
+LIVE = ", live aggregates on"
+
+
+def _with_live(traces):
+    """Each trace as recorded (nobody asked for the live aggregates: the flusher does not
+    feed them), and the fib and loop traces again once they are asked for (FP.top())."""
+    for name, run, code, request in traces:
+        yield (name, run, code, request), False
+    for name, run, code, request in traces[:2]:
+        yield (name + LIVE, run, code, request), True
+
+
 def flusher_cost(directory, rounds):
     """The flusher's CPU per recorded event of a real profile (issue 18: <= 10 ns on the fib
     and loop traces): recorder_stats()' flusher_cpu_ns over its events, the events coming
     from the engine's real callbacks on bench_engine's workloads."""
     out = {}
-    for name, run, code, request in _traces():
+    for (name, run, code, request), live in _with_live(_traces()):
         per_event, per_byte, dropped = [], [], 0
-        units = 10 if name == "fib" else 2
+        units = 10 if name.startswith("fib") else 2
         for _ in range(rounds):
-            stats, path = _record_trace(directory, run, code, request, units)
+            stats, path = _record_trace(directory, run, code, request, units, live=live)
             per_event.append(stats["flusher_cpu_ns"] / stats["events"])
             per_byte.append(os.path.getsize(path) / stats["events"])
             dropped += stats["dropped"]
@@ -406,10 +421,11 @@ def instructions(directory):
     out = {"flusher_instructions_per_event": {}}
     for name, run, code, request in _traces()[:2]:
         trace, n = _capture(directory, run, code, request, 2 if name == "fib" else 1)
-        counts = _callgrind_threads([bench, trace, "1e6", "1", "1"],
-                                    os.path.join(directory, "cg.out"))
-        # threads: 1 main, 2 the flusher (started first), 3 the replaying producer
-        out["flusher_instructions_per_event"][name] = counts.get(2, 0) / n
+        for label, extra in ((name, []), (name + LIVE, ["live"])):
+            counts = _callgrind_threads([bench, trace, "1e6", "1", "1"] + extra,
+                                        os.path.join(directory, "cg.out"))
+            # threads: 1 main, 2 the flusher (started first), 3 the replaying producer
+            out["flusher_instructions_per_event"][label] = counts.get(2, 0) / n
         os.unlink(trace)
     # One process; callgrind starts a new profile part at each recorder_flush(), so the
     # interpreter's start and the clock's calibration stay out of the parts compared.

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catchup.h"
 #include "clock.h"
 #include "kinds.h"
 #include "logformat.h"
@@ -45,9 +46,14 @@ static void
 forget_thread(pylu_log_session *s, size_t i)
 {
     pylu_drained_thread *t = &s->threads[i];
-    pylu_live_lock();
-    pylu_live_thread_free(t->live);
-    pylu_live_unlock();
+    if (s->catchup != NULL) {
+        pylu_catchup_keep_stack(s, t->ring->thread, t->live);   /* its log is still read back */
+    }
+    else {
+        pylu_live_lock();
+        pylu_live_thread_free(t->live);
+        pylu_live_unlock();
+    }
     pylu_registry_lock();
     pylu_registry_unlink(t->ring);
     pylu_registry_unlock();
@@ -62,26 +68,34 @@ forget_thread(pylu_log_session *s, size_t i)
 /* Cycles an empty ring waits before its memory is given back (pylu_ring_trim). */
 #define IDLE_CYCLES_BEFORE_TRIM 2
 
-/* Drain one thread's span: live aggregates, then the log (or discard after a failure). */
+/* Drain one thread's span: live aggregates (once asked for), then the log (or discard
+ * after a failure). */
 static uint64_t
 drain_thread(pylu_log_session *s, pylu_drained_thread *t)
 {
     uint64_t n = (uint64_t)(unsigned int)(t->span.tail - t->span.head);
     if (n > 0) {
         /* In chunks that stay in the cache between the two passes over them. */
-        pylu_live_lock();
+        int live = s->live_state >= PYLU_LIVE_ON;
+        if (live) {
+            pylu_live_lock();
+        }
         for (unsigned int at = t->span.head; at != t->span.tail;) {
             unsigned int len = t->span.tail - at < DRAIN_CHUNK ? t->span.tail - at : DRAIN_CHUNK;
             pylu_rec_span chunk = t->span;
             chunk.head = at;
             chunk.tail = at + len;
-            pylu_live_feed(&t->live, &chunk);
+            if (live) {
+                pylu_live_feed(&t->live, &chunk);
+            }
             if (pylu_session_frame_open(s) == 0) {
                 pylu_session_check(s, pylu_encoder_events(&s->enc, &t->enc, t->ring->thread, &chunk));
             }
             at += len;
         }
-        pylu_live_unlock();
+        if (live) {
+            pylu_live_unlock();
+        }
     }
     pylu_ring_release(t->ring, &t->span);   /* also moves on from a finished segment */
     t->idle_cycles = n > 0 ? 0 : t->idle_cycles + 1;
@@ -244,6 +258,44 @@ next_segment(pylu_log_session *s)
  * wakes it): an idle process pays no wake-ups and its log does not grow. */
 #define IDLE_CYCLES_BEFORE_DOZE 3
 
+/* Someone asked for the live aggregates and the log is not read back into them yet. */
+static int
+catching_up(pylu_log_session *s)
+{
+    return s->live_wanted && s->live_state < PYLU_LIVE_ON;
+}
+
+/* A catch-up step's share of the flusher's time between two drains. */
+#define CATCHUP_STEP_NS 5000000u
+
+/* Read back the next part of the log into the live aggregates (catchup.h); once they
+ * meet the drain, feed them directly and tell who waits. */
+static void
+catch_up(pylu_log_session *s)
+{
+    if (s->live_state == PYLU_LIVE_OFF) {
+        s->live_state = PYLU_LIVE_CATCHING_UP;
+        pylu_session_publish(s);
+    }
+    int rc = pylu_catchup_step(s, CATCHUP_STEP_NS);
+    if (rc == PYLU_CATCHUP_MORE) {
+        return;
+    }
+    if (rc == PYLU_CATCHUP_FAILED) {
+        /* Feed what comes from now on; the stats say the aggregates miss the past. */
+        if (s->enc.frame_open) {
+            pylu_session_frame_end(s);
+        }
+    }
+    /* After a write failure the log lacks what was drained meanwhile. */
+    s->live_state = rc == PYLU_CATCHUP_DONE && !s->failed ? PYLU_LIVE_ON : PYLU_LIVE_PARTIAL;
+    pylu_catchup_free(s);
+    pylu_session_publish(s);
+    pthread_mutex_lock(&pylu_state_mutex);
+    pthread_cond_broadcast(&pylu_state_cond);
+    pthread_mutex_unlock(&pylu_state_mutex);
+}
+
 /* Anything for the flusher to do: records, a finished segment, drops, new rings, metadata. */
 static int
 work_pending(pylu_log_session *s)
@@ -259,7 +311,7 @@ work_pending(pylu_log_session *s)
                       t->dropped_reported;
     }
     pylu_registry_unlock();
-    return pending || pylu_metadata_pending();
+    return pending || pylu_metadata_pending() || catching_up(s);
 }
 
 /* Nothing has recorded for a while: end the open frame, then sleep without a timer until
@@ -290,7 +342,7 @@ static int
 requests(pylu_log_session *s, uint64_t *want_flush)
 {
     pthread_mutex_lock(&pylu_state_mutex);
-    (void)s;
+    s->live_wanted = pylu_live_requested;
     *want_flush = pylu_flush_requested;
     int stopping = pylu_stop_requested;
     pthread_mutex_unlock(&pylu_state_mutex);
@@ -311,7 +363,7 @@ pylu_drain_main(void *arg)
         uint32_t seq = pylu_registry_wake_seq();
         uint64_t want_flush;
         int stopping = requests(s, &want_flush);
-        if (!stopping && want_flush == pylu_flush_done) {
+        if (!stopping && want_flush == pylu_flush_done && !catching_up(s)) {
             if (idle_cycles >= IDLE_CYCLES_BEFORE_DOZE) {
                 doze(s);
                 idle_cycles = 0;
@@ -362,6 +414,9 @@ pylu_drain_main(void *arg)
         }
         if (!s->failed && !s->enc.frame_open && pylu_segments_full(&s->seg)) {
             next_segment(s);
+        }
+        if (catching_up(s)) {
+            catch_up(s);
         }
         uint64_t ended = pylu_clock_mono_ns();
         if (ended - started > s->max_cycle_ns) {

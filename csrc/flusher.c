@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -61,6 +62,7 @@ pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t pat
     pylu_stats_now.clock = pylu_clock_name();
     pylu_stop_requested = 0;
     pylu_flush_requested = pylu_flush_done = 0;
+    pylu_live_requested = 0;
     pylu_session_now = s;
     pylu_stats_now.active = 1;
     pylu_stats_now.running = 1;
@@ -133,6 +135,33 @@ pylu_flusher_flush(void)
     }
     pthread_mutex_unlock(&pylu_state_mutex);
     return 0;
+}
+
+int
+pylu_flusher_live(uint64_t wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&pylu_state_mutex);
+    if (pylu_session_now != NULL && !pylu_stop_requested && !pylu_live_requested) {
+        pylu_live_requested = 1;
+        pylu_registry_wake();
+    }
+    while (pylu_session_now != NULL && !pylu_stop_requested &&
+           pylu_stats_now.live < PYLU_LIVE_ON && pylu_stats_now.active) {
+        if (pthread_cond_timedwait(&pylu_state_cond, &pylu_state_mutex, &until) != 0) {
+            break;   /* still catching up: the caller shows what is counted so far */
+        }
+    }
+    int state = pylu_stats_now.live;
+    pthread_mutex_unlock(&pylu_state_mutex);
+    return state;
 }
 
 void

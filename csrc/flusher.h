@@ -1,8 +1,8 @@
 /* flusher.h — the log session: the native thread that drains the rings into the log.
  *
  * The flusher never calls the Python C API and never needs the GIL. Every flush_ms (sooner
- * when a ring passes half full) it drains all rings, feeds the live aggregates (live.h),
- * packs and compresses the records (encoder.h), and every frame_ms (or 4 MiB) ends the
+ * when a ring passes half full) it drains all rings, feeds the live aggregates (live.h;
+ * only once someone asked for them, catchup.h), packs and compresses the records (encoder.h), and every frame_ms (or 4 MiB) ends the
  * zstd frame and writes it, so a killed process leaves a log readable up to its last
  * frame. A failed write (disk full, file size limit) stops recording with a report: the
  * error in pylu_flusher_stats() and one stderr line. No Python.h (tests/c runs it).
@@ -51,7 +51,16 @@ struct pylu_stats {
     uint64_t budget_bytes;    /* the log directory's budget */
     uint64_t deleted_segments;  /* old segments the budget deleted (any process's) */
     uint64_t deleted_bytes;
+    int live;                 /* live aggregates: PYLU_LIVE_OFF until someone asks, ... */
+    uint64_t live_missed_segments;   /* segments deleted before the catch-up read them */
     char error[4608];       /* empty, or why recording stopped */
+};
+
+enum {
+    PYLU_LIVE_OFF = 0,         /* not fed: nobody asked for them in this session */
+    PYLU_LIVE_CATCHING_UP = 1, /* reading the log written so far back into them */
+    PYLU_LIVE_ON = 2,          /* fed with every record since the session began */
+    PYLU_LIVE_PARTIAL = 3,     /* fed from now on; the log could not be read back */
 };
 
 /* Start a session. Returns 0 and the log path, or -1 and a message in err. */
@@ -61,6 +70,9 @@ int pylu_flusher_start(const struct pylu_flusher_config *cfg, char *path, size_t
 int pylu_flusher_stop(void);
 /* Drain now and end the current frame; returns after the frame is written. */
 int pylu_flusher_flush(void);
+/* Ask for the live aggregates (catchup.h) and wait, at most wait_ms, until they hold every
+ * record drained so far (or the session ends). The state reached: PYLU_LIVE_*. */
+int pylu_flusher_live(uint64_t wait_ms);
 void pylu_flusher_stats(struct pylu_stats *out);
 
 /* fork (ordered by recorder_fork.c): prepare takes the session lock, parent releases it;

@@ -229,6 +229,12 @@ recorder_active(PyObject *module, PyObject *unused)
     return PyBool_FromLong(atomic_load(&pylu_session) != 0);
 }
 
+/* How long a request for the live aggregates waits for the log to be read back into
+ * them; a longer catch-up goes on, and what is counted so far is shown meanwhile. */
+#define LIVE_WAIT_MS 10000
+
+static const char *const live_state_names[] = {"off", "catching up", "on", "partial"};
+
 static PyObject *
 recorder_stats(PyObject *module, PyObject *unused)
 {
@@ -238,7 +244,7 @@ recorder_stats(PyObject *module, PyObject *unused)
     pylu_flusher_stats(&st);
     return Py_BuildValue(
         "{s:O,s:O,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,"
-        "s:K,s:K,s:d,s:N}",
+        "s:K,s:K,s:d,s:s,s:K,s:N}",
         "active", atomic_load(&pylu_session) != 0 ? Py_True : Py_False,
         "running", st.running ? Py_True : Py_False,
         "path", st.path, "clock", st.clock,
@@ -263,6 +269,8 @@ recorder_stats(PyObject *module, PyObject *unused)
         "deleted_segments", (unsigned long long)st.deleted_segments,
         "deleted_bytes", (unsigned long long)st.deleted_bytes,
         "clock_ticks_per_sec", pylu_clock_ticks_per_sec(),
+        "live", live_state_names[st.live >= 0 && st.live <= PYLU_LIVE_PARTIAL ? st.live : 0],
+        "live_missed_segments", (unsigned long long)st.live_missed_segments,
         "error", st.error[0] ? PyUnicode_FromString(st.error) : Py_NewRef(Py_None));
 }
 
@@ -416,6 +424,11 @@ recorder_live(PyObject *module, PyObject *unused)
 {
     PYLU_UNUSED(module);
     PYLU_UNUSED(unused);
+    /* The flusher feeds them only once asked: the first call waits while it reads the
+     * log written so far back into them (catchup.h). */
+    Py_BEGIN_ALLOW_THREADS
+    pylu_flusher_live(LIVE_WAIT_MS);
+    Py_END_ALLOW_THREADS
     live_ctx c = {PyDict_New(), PyDict_New()};
     int rc = (c.funcs && c.lines) ? pylu_live_snapshot(&c, live_func, live_line) : -1;
     if (rc < 0) {
@@ -441,6 +454,10 @@ recorder_live_reset(PyObject *module, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recorder_live_reset", kwlist, &ids)) {
         return NULL;
     }
+    /* Forget what they hold now, the past of the log included. */
+    Py_BEGIN_ALLOW_THREADS
+    pylu_flusher_live(LIVE_WAIT_MS);
+    Py_END_ALLOW_THREADS
     if (ids == Py_None) {
         pylu_live_reset(NULL, 0);
         Py_RETURN_NONE;

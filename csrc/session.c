@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "catchup.h"
 #include "clock.h"
 
 pthread_mutex_t pylu_state_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -18,6 +19,7 @@ pylu_log_session *pylu_session_now = NULL;
 struct pylu_stats pylu_stats_now;
 int pylu_stop_requested;
 uint64_t pylu_flush_requested, pylu_flush_done;
+int pylu_live_requested;
 
 void
 pylu_session_fail(pylu_log_session *s, const char *why)
@@ -72,6 +74,8 @@ pylu_session_publish(pylu_log_session *s)
     pylu_stats_now.max_gap_ns = s->max_gap_ns;
     pylu_stats_now.dozes = s->dozes;
     pylu_stats_now.ring_trims = s->trims;
+    pylu_stats_now.live = s->live_state;
+    pylu_stats_now.live_missed_segments = s->live_missed_segments;
     pthread_mutex_unlock(&pylu_state_mutex);
 }
 
@@ -146,6 +150,7 @@ pylu_session_free(pylu_log_session *s)
     if (s == NULL) {
         return;
     }
+    pylu_catchup_free(s);
     pylu_encoder_free(&s->enc);
     pylu_segments_close(&s->seg);
     pylu_buf_free(&s->meta);

@@ -47,6 +47,10 @@ typedef struct {
     /* counters owned by the flusher, published to `stats` by publish() */
     uint64_t events, lost, frames, threads_seen, dropped_freed, dropped_live, cpu_ns, cycles;
     uint64_t max_cycle_ns, max_gap_ns, dozes, trims;
+    int live_state;             /* PYLU_LIVE_*: records are fed to the live aggregates when ON/PARTIAL */
+    int live_wanted;            /* someone asked for them: catch up (catchup.h) */
+    struct pylu_catchup *catchup;
+    uint64_t live_missed_segments;
     int busy;                   /* the last cycle found work (events, metadata, drops) */
     int more;                   /* a ring moved to its next segment: cycle again at once */
 } pylu_log_session;
@@ -59,6 +63,7 @@ extern pylu_log_session *pylu_session_now;
 extern struct pylu_stats pylu_stats_now;
 extern int pylu_stop_requested;
 extern uint64_t pylu_flush_requested, pylu_flush_done;
+extern int pylu_live_requested;
 
 /* A session with its own copies of the settings, its first segment created and its header
  * written; NULL with a message in err. */

@@ -329,6 +329,7 @@ class FuncProfiler(_Profiler):
             for name, (hits, total) in u._py_stats.items():
                 rows.append((name + " [if]", hits, total, None))
         rows = sorted({r for r in rows if r[1]}, key=lambda r: (-r[2], r[0]))[:n]
+        _print_live_gaps()
         if not rows:
             print("no profiled function yet (FP.profile(scope) first)")
             return
@@ -395,6 +396,7 @@ class LineProfiler(_Profiler):
         """Print the time of each profiled line so far, with its source."""
         from . import _engine, engine
         _, lines = _engine.recorder_live() if _engine.recorder_active() else ({}, {})
+        _print_live_gaps()
         printed = False
         for u in UpdateManager.applied(LineProfiler):
             for code in engine.armed_codes(u.id):
@@ -414,6 +416,22 @@ class LineProfiler(_Profiler):
                 printed = True
         if not printed:
             print("no profiled line yet (LP.profile(func, lines) first)")
+
+
+def _print_live_gaps():
+    """Say what the live aggregates could not count: the flusher feeds them once asked,
+    from the log written so far, whose oldest segments the disk budget may have deleted."""
+    from . import _engine
+    stats = _engine.recorder_stats()
+    if stats["live_missed_segments"]:
+        print("note: counted from log segment %d on: the log budget deleted the %d before it "
+              "was read back" % (stats["live_missed_segments"], stats["live_missed_segments"]))
+    if stats["live"] == "catching up":
+        print("note: still reading the log written so far back into these counts; they are "
+              "incomplete until it is done (ask again)")
+    if stats["live"] == "partial":
+        print("note: counts miss what was recorded before the first request (the log could "
+              "not be read back: %s)" % (stats["error"] or "see stderr"))
 
 
 def _print_lines(name, filename, rows):

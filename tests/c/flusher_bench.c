@@ -1,12 +1,13 @@
 /* flusher_bench.c — the flusher's cost per event on a recorded trace, without Python.
  *
- *   flusher_bench TRACE [RATE [LEVEL [REPEAT]]]
+ *   flusher_bench TRACE [RATE [LEVEL [REPEAT [live]]]]
  *
  * TRACE is raw ring records (struct pylu_rec, 16 bytes each) of one thread, as
  * bench/bench_recording.py --capture writes them from a real run. A producer thread
  * replays them into its ring at RATE events/s (default 10 M), the real flusher drains,
  * (zstd LEVEL, default 1; the trace REPEAT times, default as often as makes 2 M events)
- * aggregates, encodes and writes them to a log in a temporary directory; the flusher's
+ * encodes and writes them to a log in a temporary directory (with `live`, the live
+ * aggregates are asked for first and fed too, as after FP.top()); the flusher's
  * CPU time per event is printed. Under `valgrind --tool=callgrind --separate-threads=yes`
  * the flusher thread's instruction count divided by the events is the figure that does
  * not change with the machine's load.
@@ -92,6 +93,10 @@ main(int argc, char **argv)
     char path[4096], err[4608];
     if (pylu_flusher_start(&cfg, path, sizeof path, err, sizeof err) < 0) {
         fprintf(stderr, "start: %s\n", err);
+        return 1;
+    }
+    if (argc > 5 && strcmp(argv[5], "live") == 0 && pylu_flusher_live(60000) != PYLU_LIVE_ON) {
+        fprintf(stderr, "live aggregates not on\n");
         return 1;
     }
     pthread_t t;
