@@ -335,14 +335,14 @@ pylu_encoder_events(pylu_encoder *e, pylu_enc_thread *t, uint32_t thread,
             uint64_t rticks = rec->ticks >> shift, delta = rticks - ticks;
             uint32_t kind_line = rec->kind_line;
             ticks = rticks;
+            /* A CALL or RETURN (kind_line 1 or 3: no line) of the thread's code soon after
+             * its last event: one byte, most of a fib or loop trace. */
+            if (__builtin_expect(delta < PYLU_TINY_SPAN && (kind_line | 2u) == PYLU_EV_RETURN &&
+                                 rec->code_id == code, 1)) {
+                *p++ = (uint8_t)(PYLU_TAG_TINY + (kind_line & 2u) * (PYLU_TINY_SPAN / 2) + delta);
+                continue;
+            }
             if (__builtin_expect(rec->code_id == code && delta < (1u << 11), 1)) {
-                /* A CALL or RETURN (kind_line 1 or 3: no line) soon after the thread's
-                 * last event: one byte, most of a fib or loop trace. */
-                if (delta < PYLU_TINY_SPAN && (kind_line | 2u) == PYLU_EV_RETURN) {
-                    *p++ = (uint8_t)(PYLU_TAG_TINY + (kind_line & 2u) * (PYLU_TINY_SPAN / 2) +
-                                     delta);
-                    continue;
-                }
                 /* kind_line < LINE: any other function event without a line, a tag and
                  * one byte within 2047 ticks. */
                 if (kind_line < PYLU_EV_LINE) {
