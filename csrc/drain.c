@@ -296,7 +296,21 @@ catch_up(pylu_log_session *s)
     pthread_mutex_unlock(&pylu_state_mutex);
 }
 
-/* Anything for the flusher to do: records, a finished segment, drops, new rings, metadata. */
+/* A request the flusher has not answered: a flush, the live aggregates, a stop. Read under
+ * the state mutex, so that one made before the doze read its wake-up sequence is seen here
+ * (one made after changes the sequence). */
+static int
+requested(pylu_log_session *s)
+{
+    pthread_mutex_lock(&pylu_state_mutex);
+    int r = pylu_flush_requested != pylu_flush_done || pylu_stop_requested ||
+            (pylu_live_requested && s->live_state < PYLU_LIVE_ON);
+    pthread_mutex_unlock(&pylu_state_mutex);
+    return r;
+}
+
+/* Anything for the flusher to do: records, a finished segment, drops, new rings, metadata,
+ * requests. */
 static int
 work_pending(pylu_log_session *s)
 {
@@ -311,7 +325,7 @@ work_pending(pylu_log_session *s)
                       t->dropped_reported;
     }
     pylu_registry_unlock();
-    return pending || pylu_metadata_pending() || catching_up(s);
+    return pending || pylu_metadata_pending() || catching_up(s) || requested(s);
 }
 
 /* Nothing has recorded for a while: end the open frame, then sleep without a timer until
