@@ -141,7 +141,8 @@ def test_gunicorn_master_with_children_attached_patched_and_detached(controller,
         assert ok, lines
         load.allowed = {5, 7}
         ok, lines = controller.run("LU.revert(%d)" % patch_id)
-        assert ok, lines
+        # the debug output of the workers interleaves; keep what says why
+        assert ok, [line for line in lines if "returnvalues" not in line] or lines
         load.settle(5)
 
         ok, lines = controller.run("use('all')")
