@@ -75,11 +75,12 @@ drain_thread(pylu_log_session *s, pylu_drained_thread *t)
 {
     uint64_t n = (uint64_t)(unsigned int)(t->span.tail - t->span.head);
     if (n > 0) {
-        /* In chunks that stay in the cache between the two passes over them. */
+        /* In chunks that stay in the cache between the two passes over them. The live lock
+         * is held even while nobody asked for the aggregates: a fork waits for it
+         * (recorder_fork.c), so the child never inherits an allocator lock the drain held
+         * (ASan's is not fork-safe: the child's flusher hung in test_fork_inside_...). */
         int live = s->live_state >= PYLU_LIVE_ON;
-        if (live) {
-            pylu_live_lock();
-        }
+        pylu_live_lock();
         for (unsigned int at = t->span.head; at != t->span.tail;) {
             unsigned int len = t->span.tail - at < DRAIN_CHUNK ? t->span.tail - at : DRAIN_CHUNK;
             pylu_rec_span chunk = t->span;
@@ -93,9 +94,7 @@ drain_thread(pylu_log_session *s, pylu_drained_thread *t)
             }
             at += len;
         }
-        if (live) {
-            pylu_live_unlock();
-        }
+        pylu_live_unlock();
     }
     pylu_ring_release(t->ring, &t->span);   /* also moves on from a finished segment */
     t->idle_cycles = n > 0 ? 0 : t->idle_cycles + 1;
