@@ -280,13 +280,8 @@ catch_up(pylu_log_session *s)
     if (rc == PYLU_CATCHUP_MORE) {
         return;
     }
-    if (rc == PYLU_CATCHUP_FAILED) {
-        /* Feed what comes from now on; the stats say the aggregates miss the past. */
-        if (s->enc.frame_open) {
-            pylu_session_frame_end(s);
-        }
-    }
-    /* After a write failure the log lacks what was drained meanwhile. */
+    /* Fed from now on. Partial when the log could not be read back, or after a write
+     * failure (the log lacks what was drained meanwhile): the stats say so. */
     s->live_state = rc == PYLU_CATCHUP_DONE && !s->failed ? PYLU_LIVE_ON : PYLU_LIVE_PARTIAL;
     pylu_catchup_free(s);
     pylu_session_publish(s);
@@ -324,7 +319,7 @@ work_pending(pylu_log_session *s)
                       t->dropped_reported;
     }
     pylu_registry_unlock();
-    return pending || pylu_metadata_pending() || catching_up(s) || requested(s);
+    return pending || pylu_metadata_pending() || requested(s);
 }
 
 /* Nothing has recorded for a while: end the open frame, then sleep without a timer until

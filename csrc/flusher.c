@@ -140,14 +140,8 @@ pylu_flusher_flush(void)
 int
 pylu_flusher_live(uint64_t wait_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(wait_ms / 1000);
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    uint64_t deadline = pylu_clock_realtime_ns() + wait_ms * 1000000u;   /* the cond's clock */
+    struct timespec until = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
     pthread_mutex_lock(&pylu_state_mutex);
     if (pylu_session_now != NULL && !pylu_stop_requested && !pylu_live_requested) {
         pylu_live_requested = 1;

@@ -231,27 +231,21 @@ cover_line(func_agg *a, uint32_t line)
     return 1;
 }
 
-static void
-close_line_slow(live_entry *e, uint64_t ticks)
+/* The aggregate of the entry's open line when its function's array does not cover it yet:
+ * the array grown, or the hash table; NULL out of memory. */
+static line_agg *
+line_agg_slow(const live_entry *e)
 {
     func_agg *f = e->agg;
-    line_agg *a = NULL;
     int covered = cover_line(f, e->line);
-    if (covered > 0) {
-        a = &f->lines[e->line - f->line_lo];
+    if (covered != 0) {
+        return covered > 0 ? &f->lines[e->line - f->line_lo] : NULL;
     }
-    else if (covered == 0) {
-        hash_slot *slot = hash_slot_of(&lines, ((uint64_t)e->code << 32) | e->line);
-        if (slot != NULL && slot->value == NULL) {
-            slot->value = calloc(1, sizeof(line_agg));
-        }
-        a = slot ? slot->value : NULL;
+    hash_slot *slot = hash_slot_of(&lines, ((uint64_t)e->code << 32) | e->line);
+    if (slot != NULL && slot->value == NULL) {
+        slot->value = calloc(1, sizeof(line_agg));
     }
-    if (a != NULL) {
-        a->hits++;
-        a->total += ticks - e->line_start;
-    }
-    e->line = 0;
+    return slot ? slot->value : NULL;
 }
 
 static inline void
@@ -259,14 +253,13 @@ close_line(live_entry *e, uint64_t ticks)
 {
     if (e->line != 0) {
         uint32_t i = e->line - e->agg->line_lo;
-        if (__builtin_expect(i < e->agg->line_n, 1)) {
-            e->agg->lines[i].hits++;
-            e->agg->lines[i].total += ticks - e->line_start;
-            e->line = 0;
+        line_agg *a = __builtin_expect(i < e->agg->line_n, 1) ? &e->agg->lines[i]
+                                                               : line_agg_slow(e);
+        if (a != NULL) {
+            a->hits++;
+            a->total += ticks - e->line_start;
         }
-        else {
-            close_line_slow(e, ticks);
-        }
+        e->line = 0;
     }
 }
 
