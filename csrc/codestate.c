@@ -7,8 +7,64 @@
 Py_ssize_t pylu_codestate_index = -1;
 int pylu_counting = 0;
 __thread pylu_deferred_entry pylu_deferred __attribute__((tls_model("initial-exec")));
+
+void
+pylu_codestate_write_deferred(void)
+{
+    pylu_codestate *st = pylu_deferred.st;
+    pylu_deferred.st = NULL;
+    if (PYLU_UNLIKELY(pylu_counting)) {
+        st->hits[pylu_deferred.kind]++;
+    }
+    /* A log started since (or a forked child's new log) gets the time of writing: its
+     * records must not predate it.  Session ids compare without their top bit, which the
+     * recorder may use as a state flag. */
+    uint32_t now = atomic_load_explicit(&pylu_session, memory_order_relaxed);
+    if (pylu_deferred.session != 0 && ((pylu_deferred.session ^ now) & 0x7fffffffu) == 0) {
+        pylu_record_at(pylu_deferred.kind, st->id, 0, pylu_deferred.ticks);
+    }
+    else {
+        pylu_record(pylu_deferred.kind, st->id, 0);
+    }
+}
+
+void
+pylu_codestate_emit_slow(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
+{
+    if (pylu_deferred.st != NULL) {
+        pylu_codestate_write_deferred();
+    }
+    if (PYLU_UNLIKELY(pylu_counting)) {
+        st->hits[kind]++;
+        if ((kind == PYLU_EV_LINE || kind == PYLU_EV_LINE_MARK) && st->line_hits != NULL) {
+            long rel = (long)line - st->line_base;
+            if (rel >= 0 && (unsigned long)rel < st->line_span) {
+                st->line_hits[rel]++;
+            }
+        }
+    }
+    pylu_record(kind, st->id, line);
+}
 PyObject *pylu_codestate_last_code = NULL;
 pylu_codestate *pylu_codestate_last = NULL;
+
+pylu_codestate *
+pylu_codestate_peek_slow(PyObject *code)
+{
+    void *extra = NULL;
+    if (PYLU_UNLIKELY(pylu_codestate_index < 0)) {
+        return NULL;
+    }
+    if (PyUnstable_Code_GetExtra(code, pylu_codestate_index, &extra) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (extra != NULL) {
+        pylu_codestate_last_code = code;
+        pylu_codestate_last = (pylu_codestate *)extra;
+    }
+    return (pylu_codestate *)extra;
+}
 
 static uint32_t next_code_id = 1;   /* monotonic, never reused in a process */
 static PyObject *armed = NULL;      /* {address: code} of armed codes (strong refs) */

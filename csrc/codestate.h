@@ -54,27 +54,17 @@ int pylu_codestate_init(void);
 extern PyObject *pylu_codestate_last_code;
 extern pylu_codestate *pylu_codestate_last;
 
+/* pylu_codestate_peek past the cache: co_extra, then the cache updated. */
+pylu_codestate *pylu_codestate_peek_slow(PyObject *code) __attribute__((noinline));
+
 /* The state of `code`, or NULL if none (never fails, never raises). */
 static inline pylu_codestate *
 pylu_codestate_peek(PyObject *code)
 {
-    extern Py_ssize_t pylu_codestate_index;
-    if (code == pylu_codestate_last_code) {
+    if (PYLU_LIKELY(code == pylu_codestate_last_code)) {
         return pylu_codestate_last;
     }
-    void *extra = NULL;
-    if (PYLU_UNLIKELY(pylu_codestate_index < 0)) {
-        return NULL;
-    }
-    if (PyUnstable_Code_GetExtra(code, pylu_codestate_index, &extra) < 0) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (extra != NULL) {
-        pylu_codestate_last_code = code;
-        pylu_codestate_last = (pylu_codestate *)extra;
-    }
-    return (pylu_codestate *)extra;
+    return pylu_codestate_peek_slow(code);
 }
 
 /* The state of `code`, created if missing.  NULL with an exception on failure. */
@@ -114,25 +104,9 @@ typedef struct {
 
 extern __thread pylu_deferred_entry pylu_deferred __attribute__((tls_model("initial-exec")));
 
-static inline void
-pylu_codestate_write_deferred(void)
-{
-    pylu_codestate *st = pylu_deferred.st;
-    pylu_deferred.st = NULL;
-    if (PYLU_UNLIKELY(pylu_counting)) {
-        st->hits[pylu_deferred.kind]++;
-    }
-    /* A log started since (or a forked child's new log) gets the time of writing: its
-     * records must not predate it.  Session ids compare without their top bit, which the
-     * recorder may use as a state flag. */
-    uint32_t now = atomic_load_explicit(&pylu_session, memory_order_relaxed);
-    if (pylu_deferred.session != 0 && ((pylu_deferred.session ^ now) & 0x7fffffffu) == 0) {
-        pylu_record_at(pylu_deferred.kind, st->id, 0, pylu_deferred.ticks);
-    }
-    else {
-        pylu_record(pylu_deferred.kind, st->id, 0);
-    }
-}
+/* Write the waiting entry record (pylu_deferred.st != NULL). Cold: only frames entered
+ * through the frame hook wait. */
+void pylu_codestate_write_deferred(void) __attribute__((cold, noinline));
 
 static inline void
 pylu_codestate_defer(pylu_codestate *st, pylu_event_kind kind)
@@ -146,20 +120,19 @@ pylu_codestate_defer(pylu_codestate *st, pylu_event_kind kind)
     pylu_deferred.ticks = pylu_deferred.session != 0 ? pylu_clock_ticks() : 0;
 }
 
-static inline void
+/* pylu_codestate_emit when an entry waits or records are counted. */
+void pylu_codestate_emit_slow(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
+    __attribute__((cold, noinline));
+
+/* Record one event of `st` (a callback's whole work when it only times): inlined into
+ * the callbacks, with everything unusual out of line, so that the common case is the
+ * ring write alone and the callback needs no stack frame of its own for it. */
+static inline __attribute__((always_inline)) void
 pylu_codestate_emit(pylu_codestate *st, pylu_event_kind kind, uint32_t line)
 {
-    if (pylu_deferred.st != NULL) {
-        pylu_codestate_write_deferred();
-    }
-    if (PYLU_UNLIKELY(pylu_counting)) {
-        st->hits[kind]++;
-        if ((kind == PYLU_EV_LINE || kind == PYLU_EV_LINE_MARK) && st->line_hits != NULL) {
-            long rel = (long)line - st->line_base;
-            if (rel >= 0 && (unsigned long)rel < st->line_span) {
-                st->line_hits[rel]++;
-            }
-        }
+    if (PYLU_UNLIKELY(pylu_deferred.st != NULL) || PYLU_UNLIKELY(pylu_counting)) {
+        pylu_codestate_emit_slow(st, kind, line);
+        return;
     }
     pylu_record(kind, st->id, line); /* returns at once while no log is open */
 }

@@ -72,67 +72,73 @@ disable(void)
     return Py_NewRef(disable_obj);
 }
 
-static PyObject *
-cb_py_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A function event's callback past its prologue: the record when the code is timed (the
+ * common case, inlined with nothing else), the Python dispatch at `dispatch_flag`, and
+ * DISABLE for a code that wants neither. */
+static PyObject *function_event_rest(pylu_codestate *st, pylu_event_kind kind,
+                                     uint32_t dispatch_flag, int dispatch_kind, PyObject *arg)
+    __attribute__((noinline));
+
+static inline __attribute__((always_inline)) PyObject *
+function_event(PyObject *code, pylu_event_kind kind, uint32_t dispatch_flag,
+               int dispatch_kind, PyObject *arg)
 {
-    CALLBACK_PROLOGUE(1);
-    pylu_codestate *st = armed_state(args[0]);
-    if (st == NULL || !(st->flags & (PYLU_CS_FUNC_RECORDS | PYLU_CS_PY_START))) {
+    pylu_codestate *st = pylu_codestate_peek(code);
+    uint32_t flags = st != NULL ? st->flags : 0;
+    uint32_t want = PYLU_CS_ARMED | PYLU_CS_FUNC_RECORDS;
+    if (PYLU_LIKELY((flags & (want | dispatch_flag)) == want)) {
+        pylu_codestate_emit(st, kind, 0);
+        Py_RETURN_NONE;
+    }
+    return function_event_rest(st, kind, dispatch_flag, dispatch_kind, arg);
+}
+
+static PyObject *
+function_event_rest(pylu_codestate *st, pylu_event_kind kind, uint32_t dispatch_flag,
+                    int dispatch_kind, PyObject *arg)
+{
+    if (st == NULL || !(st->flags & PYLU_CS_ARMED) ||
+        !(st->flags & (PYLU_CS_FUNC_RECORDS | dispatch_flag))) {
         return disable();
     }
     if (st->flags & PYLU_CS_FUNC_RECORDS) {
-        pylu_codestate_emit(st, PYLU_EV_CALL, 0);
+        pylu_codestate_emit(st, kind, 0);
     }
-    if (st->flags & PYLU_CS_PY_START) {
-        pylu_call_dispatch(st, PYLU_DISPATCH_START, NULL, NULL);
+    if (st->flags & dispatch_flag) {
+        pylu_call_dispatch(st, dispatch_kind, NULL, arg);
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *
+cb_py_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    CALLBACK_PROLOGUE(1);
+    return function_event(args[0], PYLU_EV_CALL, PYLU_CS_PY_START, PYLU_DISPATCH_START, NULL);
+}
+
+/* A resume only times: no dispatch flag. */
+static PyObject *
 cb_py_resume(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     CALLBACK_PROLOGUE(1);
-    pylu_codestate *st = armed_state(args[0]);
-    if (st == NULL || !(st->flags & PYLU_CS_FUNC_RECORDS)) {
-        return disable();
-    }
-    pylu_codestate_emit(st, PYLU_EV_RESUME, 0);
-    Py_RETURN_NONE;
+    return function_event(args[0], PYLU_EV_RESUME, 0, 0, NULL);
 }
 
 static PyObject *
 cb_py_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     CALLBACK_PROLOGUE(3);
-    pylu_codestate *st = armed_state(args[0]);
-    if (st == NULL || !(st->flags & (PYLU_CS_FUNC_RECORDS | PYLU_CS_PY_EXIT))) {
-        return disable();
-    }
-    if (st->flags & PYLU_CS_FUNC_RECORDS) {
-        pylu_codestate_emit(st, PYLU_EV_RETURN, 0);
-    }
-    if (st->flags & PYLU_CS_PY_EXIT) {
-        pylu_call_dispatch(st, PYLU_DISPATCH_RETURN, NULL, args[2]);
-    }
-    Py_RETURN_NONE;
+    return function_event(args[0], PYLU_EV_RETURN, PYLU_CS_PY_EXIT, PYLU_DISPATCH_RETURN,
+                          args[2]);
 }
 
 static PyObject *
 cb_py_yield(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     CALLBACK_PROLOGUE(3);
-    pylu_codestate *st = armed_state(args[0]);
-    if (st == NULL || !(st->flags & (PYLU_CS_FUNC_RECORDS | PYLU_CS_PY_YIELD))) {
-        return disable();
-    }
-    if (st->flags & PYLU_CS_FUNC_RECORDS) {
-        pylu_codestate_emit(st, PYLU_EV_YIELD, 0);
-    }
-    if (st->flags & PYLU_CS_PY_YIELD) {
-        pylu_call_dispatch(st, PYLU_DISPATCH_YIELD, NULL, args[2]);
-    }
-    Py_RETURN_NONE;
+    return function_event(args[0], PYLU_EV_YIELD, PYLU_CS_PY_YIELD, PYLU_DISPATCH_YIELD,
+                          args[2]);
 }
 
 /* The line number argument, without a call into libpython for the usual compact int. */
