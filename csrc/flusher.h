@@ -1,11 +1,13 @@
 /* flusher.h — the log session: the native thread that drains the rings into the log.
  *
- * The flusher never calls the Python C API and never needs the GIL. Every flush_ms (sooner
- * when a ring passes half full) it drains all rings, feeds the live aggregates (live.h;
- * only once someone asked for them, catchup.h), packs and compresses the records (encoder.h), and every frame_ms (or 4 MiB) ends the
- * zstd frame and writes it, so a killed process leaves a log readable up to its last
- * frame. A failed write (disk full, file size limit) stops recording with a report: the
- * error in pylu_flusher_stats() and one stderr line. No Python.h (tests/c runs it).
+ * The flusher never calls the Python C API and never needs the GIL. It drains all rings
+ * before the fullest is 3/8 full at its pace, and at least every frame_ms (a ring that
+ * would fill so before flush_ms is asked to grow; a ring past half full wakes it early).
+ * It feeds the live aggregates (live.h; only once someone asked for them, catchup.h), packs
+ * and compresses the records (encoder.h), and every frame_ms (or 4 MiB) ends the zstd
+ * frame and writes it, so a killed process leaves a log readable up to its last frame. A
+ * failed write (disk full, file size limit) stops recording with a report: the error in
+ * pylu_flusher_stats() and one stderr line. No Python.h (tests/c runs it).
  */
 #ifndef PYLU_FLUSHER_H
 #define PYLU_FLUSHER_H
@@ -17,7 +19,7 @@ struct pylu_flusher_config {
     const char *directory;  /* the log goes to <directory>/pylu-<pid>-<unix ns>[.<n>].pylog */
     uint32_t ring_slots;    /* power of two, 4 .. 2^24 */
     int level;              /* zstd level (negative = faster) */
-    int flush_ms;           /* drain period */
+    int flush_ms;           /* shortest drain period rings are sized for */
     int frame_ms;           /* longest time between the first byte of a frame and its end */
     const char *argv;       /* NUL-separated, for the header; may be NULL */
     size_t argv_len;

@@ -163,7 +163,7 @@ recorder_start(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *dir_obj, *budget = Py_None;
     unsigned long slots = 1u << 20;   /* rings start at 1024 slots and grow up to this */
     unsigned long long segment_bytes = 0;
-    int level = 1, flush_ms = 5, frame_ms = 100;
+    int level = 1, flush_ms = 10, frame_ms = 100;
     PYLU_UNUSED(module);
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$kiiiOK:recorder_start", kwlist,
                                      PyUnicode_FSConverter, &dir_obj, &slots, &level,
@@ -516,9 +516,11 @@ stop_at_exit(void)
 
 PyMethodDef pylu_recorder_methods[] = {
     {"recorder_start", (PyCFunction)(void (*)(void))recorder_start, METH_VARARGS | METH_KEYWORDS,
-     "recorder_start(directory, *, ring_slots=1048576, level=1, flush_ms=5, frame_ms=100,\n"
+     "recorder_start(directory, *, ring_slots=1048576, level=1, flush_ms=10, frame_ms=100,\n"
      "               budget=None, segment_bytes=0) -> path of the first segment\n"
-     "ring_slots: the most records a thread's ring may grow to hold. budget: bytes (or\n"
+     "ring_slots: the most records a thread's ring may grow to hold. flush_ms: the shortest\n"
+     "period between drains (faster rings grow; slower ones let the flusher sleep up to\n"
+     "frame_ms). budget: bytes (or\n"
      "'500M') the directory's logs may take; None: $PYLU_LOG_BUDGET, else min(1 GiB, 10% of\n"
      "the free space). segment_bytes: a segment ends past this size (0: budget / 8)."},
     {"recorder_stop", recorder_stop, METH_NOARGS, "Drain, write the final frame, close the log."},

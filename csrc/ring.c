@@ -48,6 +48,7 @@ seg_new(uint32_t slots)
     seg->buf = buf;
     /* From below three quarters, one check interval cannot fill the segment. */
     seg->check_mask = (slots / 8 < 1 ? 1 : slots / 8 > 1024 ? 1024 : slots / 8) - 1;
+    atomic_init(&seg->grow, 0);
     atomic_init(&seg->next, NULL);
     uint64_t now = atomic_fetch_add(&mapped_bytes, bytes) + bytes;
     uint64_t peak = atomic_load(&mapped_peak);
@@ -243,19 +244,31 @@ pylu_ring_check_fill(void)
     struct pylu_seg *seg = pylu_tls.seg;
     unsigned int size = seg->ring.size;
     unsigned int fill = seg->ring.p_tail - ck_pr_load_uint(&seg->ring.c_head);
-    if (fill < size / 2) {
+    int asked = atomic_load_explicit(&seg->grow, memory_order_relaxed);
+    if (fill < size / 2 && !asked) {
         return;
     }
     uint32_t largest = atomic_load_explicit(&max_slots, memory_order_relaxed);
-    if (fill >= size / 4 * 3 && size < largest) {
-        /* The flusher did not keep up: continue in a larger segment. */
+    if ((asked || fill >= size / 4 * 3) && size < largest) {
+        /* The flusher did not keep up, or asked: continue in a larger segment. */
         struct pylu_seg *bigger = seg_new(size * 4 < largest ? size * 4 : largest);
         if (bigger != NULL) {
             atomic_store_explicit(&seg->next, bigger, memory_order_release);
             pylu_tls.seg = bigger;
         }
     }
-    pylu_registry_wake();
+    if (fill >= size / 2) {
+        pylu_registry_wake();
+    }
+}
+
+void
+pylu_ring_grow(struct pylu_ring *r)
+{
+    struct pylu_seg *seg = r->read_seg;
+    if (atomic_load_explicit(&seg->next, memory_order_acquire) == NULL) {
+        atomic_store_explicit(&seg->grow, 1, memory_order_relaxed);
+    }
 }
 
 void

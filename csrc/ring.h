@@ -3,9 +3,10 @@
  *
  * A thread's ring is a chain of segments (a ck_ring each). It starts small and grows under
  * pressure: when the producer finds its segment three quarters full (the flusher did not
- * keep up), it moves on to a segment four times larger, up to the session's largest; the
- * consumer drains the old segment to its end, frees it, and follows. So a quiet thread
- * holds a few KiB and a bursting one what its bursts need.
+ * keep up), or the flusher asks because the segment holds less than its sleep between
+ * drains (pylu_ring_grow), the producer moves on to a segment four times larger, up to the
+ * session's largest; the consumer drains the old segment to its end, frees it, and
+ * follows. So a quiet thread holds a few KiB and a busy one what a drain period needs.
  *
  * Concurrency:
  *   - the producer is the thread that owns the ring (pylu_record, in record.h); it never
@@ -54,6 +55,7 @@ struct pylu_seg {
     struct ck_ring ring;          /* indices on separate cache lines (ck's layout) */
     struct pylu_rec *buf;         /* page-aligned mapping of ring.size records */
     uint32_t check_mask;          /* the producer checks its fill every check_mask+1 records */
+    _Atomic int grow;             /* the consumer asks for a larger segment (see pylu_ring_grow) */
     _Atomic(struct pylu_seg *) next;  /* set (release) when the producer moved on */
 };
 
@@ -153,6 +155,12 @@ pylu_ring_peek(struct pylu_ring *r)
 /* The span was consumed: its slots go back to the producer; a finished segment is freed
  * and the next one becomes the oldest. */
 void pylu_ring_release(struct pylu_ring *r, const pylu_rec_span *span);
+
+/* Consumer: ask the ring's producer to move on to a larger segment at its next fill check
+ * (a few hundred records at most): the segment fills too fast for the flusher's period, and
+ * a wake-up per fill costs more than the memory (a futex wake-up is 20-45 us of CPU on a
+ * VM). Nothing happens if the producer already moved on or the segment is the largest. */
+void pylu_ring_grow(struct pylu_ring *r);
 
 /* Give back the memory of an idle ring: the pages of its segment outside a small window
  * ahead of the producer. Consumer only, for a ring found empty; while the pages go, the

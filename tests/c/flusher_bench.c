@@ -89,7 +89,7 @@ main(int argc, char **argv)
         pylu_record_code(code, "f", "trace.py", 1, "trace");
     }
     struct pylu_flusher_config cfg = {.directory = dir, .ring_slots = 1u << 22, .level = level,
-                                      .flush_ms = 5, .frame_ms = 100};
+                                      .flush_ms = 10, .frame_ms = 100};
     char path[4096], err[4608];
     if (pylu_flusher_start(&cfg, path, sizeof path, err, sizeof err) < 0) {
         fprintf(stderr, "start: %s\n", err);
