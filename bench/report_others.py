@@ -35,11 +35,14 @@ def _recording(data):
     per_event = data.get("instructions", {}).get("flusher_instructions_per_event", {})
     for name, row in data.get("flusher_traces", {}).items():
         target = t.get("flusher_ns_per_event") if name in ("fib", "loop") else None
+        start = row.get("with_start_ns_per_event")
         yield ("recording: flusher CPU per event, %s trace" % name,
-               "%.1f ns (%.1f–%.1f)%s" % (row["flusher_ns_per_event"], row["spread"]["min"],
-                                          row["spread"]["max"],
-                                          ", %.0f instructions" % per_event[name]
-                                          if name in per_event else ""),
+               "%.1f ns (%.1f–%.1f)%s%s" % (row["flusher_ns_per_event"], row["spread"]["min"],
+                                            row["spread"]["max"],
+                                            ", %.0f instructions" % per_event[name]
+                                            if name in per_event else "",
+                                            "; %.1f ns with the log's start" % start
+                                            if start is not None else ""),
                "≤ %.0f ns" % target if target else "",
                _ok(row["flusher_ns_per_event"] <= target) if target else "")
     mem = data.get("ring_memory")
