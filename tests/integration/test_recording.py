@@ -1,10 +1,11 @@
 """The recording path end to end: rings, flusher, log, counted exactly on the reader side."""
 import json
 import os
+import struct
 
 import pytest
 
-from pyliveupdate import _engine
+from pyliveupdate import _engine, _reader
 from support_recorder import EV_CALL, EV_RETURN, Log, logs_in, private_dir, run_child
 
 
@@ -338,6 +339,34 @@ def test_a_fast_ring_grows_instead_of_waking_the_flusher(tmp_path):
     assert stats["events"] == 2_000_000 and stats["dropped"] == 0, stats
     assert during["ring_bytes"] >= 256 * 1024, during   # 16 K slots or more (first: 1 K)
     assert during["cycles"] <= 80, during                # 0.5 s: ~50 at 10 ms (was ~130)
+
+
+def test_a_frame_holds_at_most_frame_ms_of_records_at_any_pace(tmp_path):
+    """A killed process loses at most frame_ms of records: a frame's clock starts at the
+    drain before its first records, not when the flusher got to them. With rings grown for
+    a fast producer the flusher sleeps up to 3/8 of a large ring, and frames
+    counted from their opening spanned 150-165 ms of events (flush_ms=40: rings sized for
+    40 ms, so the flusher sleeps about that long)."""
+    d = private_dir(tmp_path / "logs")
+    out = run_child(f"""
+        import json
+        from pyliveupdate import _engine as e
+        path = e.recorder_start({d!r}, frame_ms=100, flush_ms=40)
+        e.recorder_bench(8_000_000, rate=8e6)
+        e.recorder_stop()
+        print(json.dumps([path, e.recorder_stats()]))
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    path, stats = json.loads(out.stdout)
+    assert stats["dropped"] == 0, stats
+    spans = []
+    for events, _metas in _reader.LogReader(path).chunks():
+        if events:
+            first = struct.unpack_from("<q", events, 0)[0]
+            last = struct.unpack_from("<q", events, len(events) - _reader.LOG_EVENT_SIZE)[0]
+            spans.append((last - first) / 1e6)
+    assert len(spans) >= 5, spans
+    assert max(spans) <= 125, spans   # 100 here; the wake-up may come late under load
 
 
 def _outermost_totals_and_self(log):
