@@ -155,15 +155,14 @@ line_number(PyObject *obj)
     return line;
 }
 
-static PyObject *
-cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A LINE event past its prologue, whatever the line wants (see cb_line). */
+static PyObject * __attribute__((noinline))
+line_event_rest(pylu_codestate *st, PyObject *line_obj)
 {
-    CALLBACK_PROLOGUE(2);
-    pylu_codestate *st = armed_state(args[0]);
-    if (st == NULL) {
+    if (st == NULL || !(st->flags & PYLU_CS_ARMED)) {
         return disable();
     }
-    long line = line_number(args[1]);
+    long line = line_number(line_obj);
     if (PYLU_UNLIKELY(line < 0)) {
         Py_RETURN_NONE;
     }
@@ -178,9 +177,30 @@ cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         pylu_codestate_emit(st, PYLU_EV_LINE_MARK, (uint32_t)line);
     }
     if (bits & PYLU_LINE_DISPATCH) {
-        pylu_call_dispatch(st, PYLU_DISPATCH_LINE, args[1], NULL);
+        pylu_call_dispatch(st, PYLU_DISPATCH_LINE, line_obj, NULL);
     }
     Py_RETURN_NONE;
+}
+
+/* The common case inline, as for the function events: an armed code's timed line (a
+ * compact int) without a dispatch is the line's bits and the record; anything else takes
+ * line_event_rest. */
+static PyObject *
+cb_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    CALLBACK_PROLOGUE(2);
+    pylu_codestate *st = pylu_codestate_peek(args[0]);
+    PyObject *line_obj = args[1];
+    if (PYLU_LIKELY(st != NULL && (st->flags & PYLU_CS_ARMED) && PyLong_CheckExact(line_obj) &&
+                    PyUnstable_Long_IsCompact((PyLongObject *)line_obj))) {
+        long line = (long)PyUnstable_Long_CompactValue((PyLongObject *)line_obj);
+        uint8_t bits = pylu_codestate_line_bits(st, line);
+        if (PYLU_LIKELY((bits & (PYLU_LINE_TIME | PYLU_LINE_DISPATCH)) == PYLU_LINE_TIME)) {
+            pylu_codestate_emit(st, PYLU_EV_LINE, (uint32_t)line);
+            Py_RETURN_NONE;
+        }
+    }
+    return line_event_rest(st, line_obj);
 }
 
 /* A backward jump that stays on one line starts that line again without a LINE event
