@@ -7,6 +7,8 @@
 Py_ssize_t pylu_codestate_index = -1;
 int pylu_counting = 0;
 __thread pylu_deferred_entry pylu_deferred __attribute__((tls_model("initial-exec")));
+PyObject *pylu_codestate_last_code = NULL;
+pylu_codestate *pylu_codestate_last = NULL;
 
 void
 pylu_codestate_write_deferred(void)
@@ -45,8 +47,6 @@ pylu_codestate_emit_slow(pylu_codestate *st, pylu_event_kind kind, uint32_t line
     }
     pylu_record(kind, st->id, line);
 }
-PyObject *pylu_codestate_last_code = NULL;
-pylu_codestate *pylu_codestate_last = NULL;
 
 pylu_codestate *
 pylu_codestate_peek_slow(PyObject *code)

@@ -147,8 +147,7 @@ cycle(pylu_log_session *s, double periods)
 
     /* 1. Rings that appeared are adopted (THREAD records), then how far each is filled:
      *    orphaned is read before the tail, so a ring seen orphaned is drained to its end. */
-    s->prev_peek_ns = s->peek_ns;
-    s->peek_ns = pylu_clock_mono_ns();
+    uint64_t peek_ns = pylu_clock_mono_ns();
     pylu_registry_lock();
     pylu_registry_adopt(adopt_ring, s);
     for (size_t i = 0; i < s->nthreads; i++) {
@@ -197,6 +196,7 @@ cycle(pylu_log_session *s, double periods)
         i++;
     }
     s->dropped_live = dropped_live;
+    s->last_peek_ns = peek_ns;   /* a frame opened from now on holds records from here on */
     pylu_session_publish(s);
     return fill;
 }

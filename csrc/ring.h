@@ -158,8 +158,8 @@ void pylu_ring_release(struct pylu_ring *r, const pylu_rec_span *span);
 
 /* Consumer: ask the ring's producer to move on to a larger segment at its next fill check
  * (a few hundred records at most): the segment fills too fast for the flusher's period, and
- * a wake-up per fill costs more than the memory (a futex wake-up is 20-45 us of CPU on a
- * VM). Nothing happens if the producer already moved on or the segment is the largest. */
+ * a wake-up per fill costs more than the memory (see pace() in drain.c for what a wake-up
+ * costs). Nothing happens if the producer already moved on or the segment is the largest. */
 void pylu_ring_grow(struct pylu_ring *r);
 
 /* Give back the memory of an idle ring: the pages of its segment outside a small window

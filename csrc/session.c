@@ -98,7 +98,7 @@ pylu_session_frame_open(pylu_log_session *s)
     /* The frame's records were committed since the drain before this one (its sleep may
      * have been long): frame_ms counts from there, so a killed process loses at most
      * frame_ms of records, and a frame spans no more, whatever the flusher's pace. */
-    s->frame_started_ns = s->prev_peek_ns ? s->prev_peek_ns : s->start_mono_ns;
+    s->frame_started_ns = s->last_peek_ns ? s->last_peek_ns : s->start_mono_ns;
     return pylu_session_check(s, pylu_encoder_frame_open(&s->enc, ticks, mono - s->start_mono_ns));
 }
 

@@ -40,7 +40,7 @@ typedef struct {
     uint32_t own_thread;        /* the flusher's thread index, for its own TEXT records */
     int first_calib_done;
     uint64_t frame_started_ns;  /* the oldest its records can be: the drain before its first */
-    uint64_t peek_ns, prev_peek_ns; /* when the last two drains looked at the rings */
+    uint64_t last_peek_ns;      /* when the last finished drain looked at the rings */
     pylu_drained_thread *threads;   /* the flusher thread only */
     size_t nthreads, threads_cap;
     pylu_bytebuf meta;          /* metadata taken this cycle, before it is packed */
